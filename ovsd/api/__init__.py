@@ -1,0 +1,1 @@
+"""The HTTPS API: Klein app, versioning, errors, OAuth 2, views."""

@@ -1,0 +1,53 @@
+"""API errors: exceptions that carry the contract's status, code and description."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "error_description": description}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, description: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {description}")
+        self.status = status
+        self.code = code
+        self.description = description
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "error_description": self.description}
+
+
+def invalid_data(description: str) -> ApiError:
+    return ApiError(400, "invalid_data", description)
+
+
+def not_found(description: str = "The requested resource could not be found") -> ApiError:
+    return ApiError(404, "not_found", description)
+
+
+def object_not_found(kind: str = "object") -> ApiError:
+    return ApiError(404, "object_not_found", f"The requested {kind} could not be found")
+
+
+def forbidden(description: str) -> ApiError:
+    return ApiError(403, "forbidden", description)
+
+
+def conflict(description: str) -> ApiError:
+    return ApiError(409, "conflict", description)
+
+
+def not_acceptable(description: str) -> ApiError:
+    return ApiError(406, "not_acceptable", description)
+
+
+def missing_parameter(name: str) -> ApiError:
+    return ApiError(406, "invalid_data", f"Invalid data passed: {name} is missing")
+
+
+def store_unavailable() -> ApiError:
+    return ApiError(503, "store_unavailable", "The cluster store is unreachable; nothing was changed")
+
+
+def node_unavailable(node: str) -> ApiError:
+    return ApiError(503, "node_unavailable", f"The StorageRouter {node} that must do this is down")

@@ -1,0 +1,116 @@
+"""The HTTP plumbing under Klein: body size cap, in-flight tracking, graceful stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.web import resource, server
+
+MAX_BODY = 1024 * 1024
+
+
+class ApiRequest(server.Request):
+    """A request whose body is capped at MAX_BODY bytes: the excess is not even buffered."""
+
+    too_large = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > MAX_BODY:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.too_large:
+            return
+        self._received += len(data)
+        if self._received > MAX_BODY:
+            self.too_large = True
+            self.content.seek(0)
+            self.content.truncate()
+            return
+        super().handleContentChunk(data)
+
+
+class ApiSite(server.Site):
+    """A Site that counts requests in flight so a stop can wait for them."""
+
+    requestFactory = ApiRequest
+
+    def __init__(self, root: resource.IResource, clock: IReactorTime, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.clock = clock
+        self.in_flight = 0
+        self._drained: list[defer.Deferred[None]] = []
+        self.noisy = False
+        self.access_log = False
+        self.protocols: set[Any] = set()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proto = super().buildProtocol(addr)
+        if proto is None:
+            return None
+        self.protocols.add(proto)
+        original = proto.connectionLost
+
+        def lost(reason: Any) -> None:
+            self.protocols.discard(proto)
+            original(reason)
+
+        proto.connectionLost = lost
+        return proto
+
+    def log(self, request: server.Request) -> None:
+        # the access log costs a write per request: only at log level debug
+        if self.access_log:
+            super().log(request)
+
+    def request_started(self, request: server.Request) -> None:
+        self.in_flight += 1
+        request.notifyFinish().addBoth(self._request_done)
+
+    def _request_done(self, _: object) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+
+    def drain(self, timeout: float) -> defer.Deferred[None]:
+        """Fire when no request is in flight, or after timeout seconds; then close what is left."""
+        if self.in_flight == 0:
+            d: defer.Deferred[None] = defer.succeed(None)
+        else:
+            d = defer.Deferred()
+            self._drained.append(d)
+            d.addTimeout(timeout, self.clock).addErrback(lambda _: None)
+
+        def close(_: object) -> None:
+            for proto in list(self.protocols):
+                transport = getattr(proto, "transport", None)
+                if transport is not None:
+                    transport.loseConnection()
+
+        return d.addCallback(close)
+
+
+class BodyLimitResource(resource.Resource):
+    """Answers 413 for an oversized body before any routing, else hands the request to the app."""
+
+    isLeaf = True
+
+    def __init__(self, app: resource.IResource) -> None:
+        super().__init__()
+        self.app = app
+
+    def render(self, request: server.Request) -> Any:
+        if isinstance(request, ApiRequest) and request.too_large:
+            request.setResponseCode(413)
+            request.setHeader("Content-Type", "application/json")
+            return (
+                b'{"error":"request_too_large","error_description":"The request body is larger than 1 MiB"}'
+            )
+        return self.app.render(request)  # type: ignore[attr-defined]

@@ -1,0 +1,74 @@
+"""The HTTPS listener: TLS 1.2+ only, graceful stop that lets requests in flight finish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.endpoints import SSL4ServerEndpoint
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+
+from ovsd import tls
+from ovsd.api.app import ApiApp
+from ovsd.api.http import ApiSite, BodyLimitResource
+from ovsd.context import NodeContext
+
+log = Logger()
+
+
+class ApiService(Service):
+    """Owns the listening port of the API."""
+
+    name = "api"
+    drain_timeout = 10.0
+
+    def __init__(self, context: NodeContext) -> None:
+        self.context = context
+        self.api = ApiApp(context)
+        self.site = ApiSite(BodyLimitResource(self.api.app.resource()), clock=context.reactor)
+        self.site.access_log = context.config.log.level == "debug"
+        self.api.site = self.site
+        self.port: IListeningPort | None = None
+        self._listening: list[defer.Deferred[IListeningPort]] = []
+
+    def when_listening(self) -> defer.Deferred[IListeningPort]:
+        if self.port is not None:
+            return defer.succeed(self.port)
+        d: defer.Deferred[IListeningPort] = defer.Deferred()
+        self._listening.append(d)
+        return d
+
+    def startService(self) -> None:
+        super().startService()
+        config = self.context.config
+        endpoint = SSL4ServerEndpoint(
+            self.context.reactor, config.api.port, tls.server_options(config.tls_dir),
+            interface=config.api.host,
+        )
+        d = endpoint.listen(self.site)
+
+        def listening(port: IListeningPort) -> None:
+            self.port = port
+            addr: Any = port.getHost()
+            log.info("API listening on https://{host}:{port}", host=addr.host, port=addr.port)
+            waiting, self._listening = self._listening, []
+            for w in waiting:
+                w.callback(port)
+
+        def failed(failure: Any) -> None:
+            log.failure("cannot listen on {host}:{port}", failure, host=config.api.host, port=config.api.port)
+            from twisted.internet import reactor
+
+            reactor.stop()  # type: ignore[attr-defined]
+
+        d.addCallbacks(listening, failed)
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()
+            log.info("API stopped accepting; {n} request(s) in flight", n=self.site.in_flight)
+        yield self.site.drain(self.drain_timeout)

@@ -1,0 +1,1 @@
+"""The shared store: Valkey/Redis through txredisapi, embedded or external."""

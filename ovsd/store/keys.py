@@ -1,0 +1,69 @@
+"""Every key name of the store, built in this one module (prefix ``ovs:``)."""
+
+from __future__ import annotations
+
+PREFIX = "ovs:"
+
+
+def obj(kind: str, guid: str) -> str:
+    return f"{PREFIX}obj:{kind}:{guid}"
+
+
+def index(kind: str) -> str:
+    return f"{PREFIX}idx:{kind}"
+
+
+def reverse(kind: str, relation: str, target: str) -> str:
+    return f"{PREFIX}rel:{kind}:{relation}:{target}"
+
+
+def unique(kind: str, field: str, value: str) -> str:
+    return f"{PREFIX}uniq:{kind}:{field}:{value}"
+
+
+def dynamic(kind: str, guid: str, name: str) -> str:
+    return f"{PREFIX}dyn:{kind}:{guid}:{name}"
+
+
+def token(digest: str) -> str:
+    return f"{PREFIX}token:{digest}"
+
+
+def task(task_id: str) -> str:
+    return f"{PREFIX}task:{task_id}"
+
+
+def task_queue(machine_id: str) -> str:
+    return f"{PREFIX}tasks:q:{machine_id}"
+
+
+SHARED_QUEUE = f"{PREFIX}tasks:q:any"
+MESSAGE_SEQ = f"{PREFIX}msg:seq"
+MESSAGE_LOG = f"{PREFIX}msg:log"
+
+
+def subscription(sid: int) -> str:
+    return f"{PREFIX}msg:subs:{sid}"
+
+
+def node_live(machine_id: str) -> str:
+    return f"{PREFIX}node:{machine_id}:live"
+
+
+def bootstrap_lock() -> str:
+    return f"{PREFIX}bootstrap"
+
+
+def auth_failures(address: str) -> str:
+    return f"{PREFIX}auth:fail:{address}"
+
+
+def auth_lockout(address: str) -> str:
+    return f"{PREFIX}auth:lock:{address}"
+
+
+def auth_calls(address: str) -> str:
+    return f"{PREFIX}auth:calls:{address}"
+
+
+PROBE = f"{PREFIX}probe"

@@ -1,0 +1,40 @@
+"""The twistd plugin: ``twistd -n ovsd -c etc/ovsd.toml``. Options and makeService only."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from zope.interface import implementer
+
+
+class Options(usage.Options):
+    optParameters = [["config", "c", None, "configuration file (TOML); OVSD_* variables override it"]]
+
+    def postOptions(self) -> None:
+        from ovsd.config import ConfigError, load
+
+        try:
+            self["parsed"] = load(self["config"])
+        except ConfigError as e:
+            # one line naming the key, exit 2: systemd and scripts see a configuration error at once
+            sys.stderr.write(f"ovsd: {e}\n")
+            raise SystemExit(2) from None
+
+
+@implementer(IServiceMaker, IPlugin)
+class OvsdServiceMaker:
+    tapname = "ovsd"
+    description = "Open vStorage-style StorageRouter node agent (REST API, store, tasks, agent)"
+    options = Options
+
+    def makeService(self, options: Options) -> Any:
+        from ovsd.service import makeService
+
+        return makeService(options["parsed"])
+
+
+serviceMaker = OvsdServiceMaker()

@@ -8,7 +8,7 @@ setup(
     description="Open vStorage-style StorageRouter node agent (Twisted)",
     python_requires=">=3.11",
     # twisted.plugins is a namespace shared with Twisted itself: ship only our module in it.
-    packages=find_packages(include=["ovsd", "ovsd.*"]) + ["twisted.plugins"],
+    packages=[*find_packages(include=["ovsd", "ovsd.*"]), "twisted.plugins"],
     package_data={"ovsd": ["py.typed", "store/lua/*.lua"]},
     include_package_data=False,
     install_requires=[
@@ -29,6 +29,7 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
             "mypy>=1.11",
+            "mypy-zope>=1.0",
             "ruff>=0.6",
             "openapi-spec-validator>=0.7",
             "moto[server]>=5.0",

@@ -47,7 +47,7 @@ class LogService(Service):
             globalLogPublisher.addObserver(filtered)
             self._wrapped.append((observer, filtered))
         if self.json_file:
-            self._file = open(self.json_file, "a", encoding="utf-8")  # noqa: SIM115 - open while running
+            self._file = open(self.json_file, "a", encoding="utf-8")
             observer = FilteringLogObserver(jsonFileLogObserver(self._file), [predicate])
             globalLogPublisher.addObserver(observer)
             self._added.append(observer)

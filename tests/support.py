@@ -102,7 +102,7 @@ class TwistdNode:
         write_config(self.config_path, node_sections(self.data_dir, self.port, **self.extra))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OVSD_", "NOTIFY_SOCKET", "WATCHDOG"))}
         env.update(self.env)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(BIN / "twistd"), "--pidfile=", "-n", "ovsd", "-c", str(self.config_path)],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.directory,

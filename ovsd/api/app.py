@@ -107,13 +107,13 @@ class ApiApp:
         return await self.serve(request, lambda r: api_metadata(self.context, r))
 
     @app.handle_errors(NotFound)
-    def route_not_found(self, request: Request, failure: Failure) -> bytes:
+    def route_not_found(self, request: Any, failure: Failure) -> bytes:
         return self.render(request, error_response(ApiError(
             404, "not_found", f"No route for {request.path.decode('utf-8', 'replace')}",
         )))
 
     @app.handle_errors(MethodNotAllowed)
-    def method_not_allowed(self, request: Request, failure: Failure) -> bytes:
+    def method_not_allowed(self, request: Any, failure: Failure) -> bytes:
         exc = failure.value
         assert isinstance(exc, MethodNotAllowed)
         allowed = ", ".join(sorted(exc.valid_methods or []))

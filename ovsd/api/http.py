@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 MAX_BODY = 1024 * 1024
 
@@ -29,8 +29,9 @@ class ApiRequest(server.Request):
         self._received += len(data)
         if self._received > MAX_BODY:
             self.too_large = True
-            self.content.seek(0)
-            self.content.truncate()
+            if self.content is not None:
+                self.content.seek(0)
+                self.content.truncate()
             return
         super().handleContentChunk(data)
 
@@ -63,7 +64,7 @@ class ApiSite(server.Site):
         proto.connectionLost = lost
         return proto
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
         # the access log costs a write per request: only at log level debug
         if self.access_log:
             super().log(request)
@@ -113,4 +114,4 @@ class BodyLimitResource(resource.Resource):
             return (
                 b'{"error":"request_too_large","error_description":"The request body is larger than 1 MiB"}'
             )
-        return self.app.render(request)  # type: ignore[attr-defined]
+        return self.app.render(request)

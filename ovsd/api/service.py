@@ -59,9 +59,8 @@ class ApiService(Service):
 
         def failed(failure: Any) -> None:
             log.failure("cannot listen on {host}:{port}", failure, host=config.api.host, port=config.api.port)
-            from twisted.internet import reactor
-
-            reactor.stop()  # type: ignore[attr-defined]
+            # a node that cannot serve its API is not running: stop rather than linger half-started
+            self.context.reactor.stop()
 
         d.addCallbacks(listening, failed)
 

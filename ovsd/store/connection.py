@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import txredisapi
 from twisted.application.service import Service
-from twisted.internet import defer, reactor as global_reactor
+from twisted.internet import defer
+from twisted.internet import reactor as global_reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -27,7 +28,7 @@ class StoreUnavailable(Exception):
     """The store cannot be reached; nothing was written."""
 
 
-class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
+class _Factory(txredisapi.RedisFactory):
     # reconnect fast: the embedded server comes back within 2 s and we want to be back right after
     initialDelay = 0.1
     maxDelay = 1.0
@@ -142,7 +143,7 @@ class Store(Service):
             inner = e.subFailure.value
             if isinstance(inner, txredisapi.ConnectionError):
                 raise StoreUnavailable(str(inner)) from None
-            raise inner from None
+            raise e.subFailure.raiseException() from None
         except (txredisapi.ConnectionError, defer.TimeoutError, defer.CancelledError) as e:
             raise StoreUnavailable(str(e) or "the store did not answer") from None
 

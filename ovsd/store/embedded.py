@@ -128,7 +128,7 @@ class EmbeddedStoreServer(Service):
 
     def _clock(self) -> IReactorTime:
         assert IReactorTime.providedBy(self.reactor)
-        return self.reactor  # type: ignore[return-value]
+        return self.reactor
 
     def startService(self) -> None:
         super().startService()

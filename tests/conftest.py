@@ -1,0 +1,96 @@
+"""Fixtures shared by all tests: a real Valkey (the embedded launcher) and an in-process HTTPS API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from ovsd import tls
+from ovsd.api.service import ApiService
+from ovsd.config import Config, load
+from ovsd.context import NodeContext
+from ovsd.service import prepare_data_dir
+from ovsd.store.connection import Store
+from ovsd.store.embedded import EmbeddedStoreServer
+from tests.support import node_sections, write_config
+
+
+@pytest.fixture(scope="session")
+def store_server() -> Iterator[EmbeddedStoreServer]:
+    """One private valkey-server for the session, started by the daemon's own launcher."""
+    directory = Path(tempfile.mkdtemp(prefix="ovsd-test-store-"))
+    server = EmbeddedStoreServer(directory, reactor)
+    server.startService()
+    yield server
+    pytest_twisted.blockon(server.stopService())
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest_twisted.async_yield_fixture
+async def store(store_server: EmbeddedStoreServer) -> AsyncIterator[Store]:
+    s = Store("embedded", store_server.store_dir, reactor)
+    s.startService()
+    await s.wait_until_available(interval=0.05)
+    await s.execute("FLUSHALL")
+    yield s
+    await s.stopService()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+class ApiHarness:
+    """An in-process node API on an ephemeral TLS port, and a treq client that trusts its CA."""
+
+    def __init__(self, context: NodeContext, service: ApiService, client: HTTPClient, port: int) -> None:
+        self.context = context
+        self.service = service
+        self.client = client
+        self.port = port
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any,
+    ) -> tuple[int, Any, Any]:
+        response = await self.client.request(method, self.url(path), headers=headers, **kwargs)
+        raw = await response.content()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        return response.code, body, response
+
+
+def node_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
+    path = write_config(data_dir.parent / "ovsd.toml", node_sections(data_dir, 0, **sections))
+    return load(path, environ={})
+
+
+@pytest_twisted.async_yield_fixture
+async def api(store: Store, data_dir: Path) -> AsyncIterator[ApiHarness]:
+    config = node_config(data_dir)
+    prepare_data_dir(config)
+    context = NodeContext(config=config, store=store, reactor=reactor)
+    service = ApiService(context)
+    service.startService()
+    port = await service.when_listening()
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
+    harness = ApiHarness(context, service, HTTPClient(agent), port.getHost().port)
+    yield harness
+    await service.stopService()
+    await pool.closeCachedConnections()

@@ -1,0 +1,1 @@
+"""The node agent: identity, registration, heartbeats, status derivation, storagedriver supervision."""

@@ -1,0 +1,1 @@
+"""The object model: declarations, repository (atomic saves with index upkeep), queries, serializer."""

@@ -1,0 +1,147 @@
+"""Declarations of the object model: stored properties, relations, dynamics, object types.
+
+An object type is declared once (``ovsd/dal/hybrids/<kind>.py``); validation, storage, index upkeep,
+serialization, the API's writable fields and the OpenAPI schemas all follow from the declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ovsd.dal.repository import DataObject, Repository
+
+_MISSING: Any = object()
+
+JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object",
+                               list: "array"}
+
+
+@dataclass(frozen=True)
+class Prop:
+    """A stored property."""
+
+    name: str
+    kind: type
+    default: Any = None
+    mandatory: bool = False
+    allowed: tuple[Any, ...] | None = None
+    unique: bool = False
+    writable: bool = True  # may be changed through PATCH
+    secret: bool = False  # never sent in a response (passwords, secret hashes)
+    doc: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """None when value fits this property, else what is wrong with it."""
+        if value is None:
+            return "is mandatory" if self.mandatory else None
+        if self.allowed is not None:
+            return None if value in self.allowed else "must be one of " + ", ".join(map(str, self.allowed))
+        kind = self.kind
+        if kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        return None if ok else f"must be of type {JSON_TYPES.get(kind, kind.__name__)}"
+
+    def initial(self) -> Any:
+        if isinstance(self.default, dict | list):
+            return type(self.default)(self.default)  # never share a mutable default
+        return self.default
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation to another object type, stored as ``<name>_guid`` (or ``<name>_guids`` when ``many``).
+
+    ``reverse`` is the name of the reverse relation on the target (serialized as ``<reverse>_guids``).
+    """
+
+    name: str
+    target: str
+    reverse: str
+    mandatory: bool = False
+    many: bool = False
+    writable: bool = True
+    doc: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_guids" if self.many else f"{self.name}_guid"
+
+
+@dataclass(frozen=True)
+class ReverseRelation:
+    """The other side of a Relation: the guids of the objects of ``source`` that point here."""
+
+    name: str
+    source: str
+    relation: str  # the relation name on the source type
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_guids"
+
+
+Compute = Callable[["DataObject", "Repository"], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Dynamic:
+    """A property computed on read and cached in the store for ``timeout`` seconds (0: never cached)."""
+
+    name: str
+    kind: type
+    timeout: int
+    compute: Compute
+    doc: str = ""
+
+
+@dataclass
+class ObjectType:
+    """One kind of stored object (``vdisk``, ``user`` …) with everything declared about it."""
+
+    kind: str
+    props: list[Prop]
+    relations: list[Relation] = field(default_factory=list)
+    dynamics: list[Dynamic] = field(default_factory=list)
+    default_sort: tuple[str, ...] = ()
+    doc: str = ""
+    reverse: list[ReverseRelation] = field(default_factory=list)  # filled in by the registry
+
+    def __post_init__(self) -> None:
+        self.prop_by_name = {p.name: p for p in self.props}
+        self.relation_by_name = {r.name: r for r in self.relations}
+        self.relation_by_key = {r.key: r for r in self.relations}
+        self.dynamic_by_name = {d.name: d for d in self.dynamics}
+
+    @property
+    def reverse_by_name(self) -> dict[str, ReverseRelation]:
+        return {r.name: r for r in self.reverse}
+
+    @property
+    def unique_props(self) -> list[Prop]:
+        return [p for p in self.props if p.unique]
+
+    @property
+    def public_props(self) -> list[Prop]:
+        return [p for p in self.props if not p.secret and "password" not in p.name]
+
+    def writable_fields(self) -> set[str]:
+        """What PATCH may change: writable stored properties and ``<relation>_guid``."""
+        names = {p.name for p in self.props if p.writable}
+        names |= {r.key for r in self.relations if r.writable}
+        return names
+
+
+async def no_data_yet(obj: DataObject, repo: Repository) -> Any:
+    """A dynamic whose data comes from a subsystem that is not there yet: null, never invented data."""
+    return None
+
+
+def dynamic_of(name: str, kind: type, timeout: int, compute: Compute = no_data_yet, doc: str = "") -> Dynamic:
+    return Dynamic(name=name, kind=kind, timeout=timeout, compute=compute, doc=doc)

@@ -1,0 +1,14 @@
+"""Group: a set of users that share roles (administrators, viewers)."""
+
+from ovsd.dal.fields import ObjectType, Prop, Relation
+
+TYPE = ObjectType(
+    kind="group",
+    doc="A group of users",
+    props=[
+        Prop("name", str, mandatory=True, unique=True, doc="Name of the Group"),
+        Prop("description", str, doc="Description of the Group"),
+    ],
+    relations=[Relation("roles", "role", "groups", many=True, doc="The Roles enabled for this Group")],
+    default_sort=("name",),
+)

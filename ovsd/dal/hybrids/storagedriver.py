@@ -1,0 +1,35 @@
+"""StorageDriver: the process serving one vPool on one StorageRouter."""
+
+from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
+
+TYPE = ObjectType(
+    kind="storagedriver",
+    doc="A StorageDriver: one vPool served on one StorageRouter",
+    props=[
+        Prop("name", str, mandatory=True, doc="Name of the StorageDriver"),
+        Prop("description", str, doc="Description of the StorageDriver"),
+        Prop("storagedriver_id", str, mandatory=True, unique=True, writable=False,
+             doc="ID of the StorageDriver as known by the StorageDriver processes"),
+        Prop("port", int, doc="Base port of the StorageDriver process"),
+        Prop("cluster_ip", str, doc="Ip for inter-StorageDriver communications"),
+        Prop("storage_ip", str, doc="Ip on which to expose the mountpoint"),
+        Prop("mountpoint", str, doc="Mountpoint on which the served vPool is available"),
+        Prop("mountpoint_temp", str, doc="Temporary data mountpoint"),
+        Prop("mountpoint_bfs", str, doc="Mountpoint where the data is stored (LOCAL/DISTRIBUTED backends)"),
+        Prop("mountpoint_md", str, doc="Metadata mountpoint"),
+        Prop("mountpoint_readcache1", str, doc="First read cache mountpoint"),
+        Prop("mountpoint_readcache2", str, default="", doc="Second read cache mountpoint"),
+        Prop("mountpoint_writecache", str, doc="Write cache mountpoint"),
+        Prop("mountpoint_foc", str, doc="Failover cache mountpoint"),
+    ],
+    relations=[
+        Relation("vpool", "vpool", "storagedrivers", mandatory=True, writable=False),
+        Relation("storagerouter", "storagerouter", "storagedrivers", mandatory=True, writable=False),
+    ],
+    dynamics=[
+        dynamic_of("status", str, 0, doc="RUNNING | HALTED | FAILURE of its process (null until the node reports)"),
+        dynamic_of("statistics", dict, 5, doc="Aggregated vDisk statistics (null until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, doc="Data stored (null until the data plane exists)"),
+    ],
+    default_sort=("name",),
+)

@@ -1,0 +1,335 @@
+"""The repository: load, list, create, update and delete objects, with atomic index upkeep.
+
+Every change is one Lua script (``ovsd/store/lua/dal_save.lua``, ``dal_delete.lua``) that checks the
+object's ``_version``, unique keys and relation targets, then writes the object and every index entry, or
+nothing. Python computes the new object from the version it read; a concurrent change makes the script
+refuse and the update is re-applied on the fresh object, so concurrent PATCHes of different fields all
+survive and no writer ever sees a torn object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from ovsd.dal.fields import ObjectType
+from ovsd.dal.registry import TYPES
+from ovsd.store import keys
+from ovsd.store.connection import load_lua
+
+if TYPE_CHECKING:
+    from ovsd.context import NodeContext
+
+log = Logger()
+
+_SAVE = load_lua("dal_save")
+_DELETE = load_lua("dal_delete")
+MAX_UPDATE_ATTEMPTS = 200
+
+
+class DalError(Exception):
+    """Base of the object model's refusals."""
+
+
+class ObjectNotFound(DalError):
+    def __init__(self, kind: str, guid: str) -> None:
+        super().__init__(f"{kind} {guid} does not exist")
+        self.kind = kind
+        self.guid = guid
+
+
+class InvalidValue(DalError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UniqueConflict(DalError):
+    def __init__(self, kind: str, field: str) -> None:
+        super().__init__(f"a {kind} with this {field} already exists")
+        self.field = field
+
+
+class VersionConflict(DalError):
+    """The object changed since it was read (only raised when the caller asked for a version)."""
+
+
+class InUse(DalError):
+    def __init__(self, kind: str, reverse: str) -> None:
+        super().__init__(f"the {kind} is still referenced by its {reverse}")
+        self.reverse = reverse
+
+
+@dataclass
+class DataObject:
+    """One stored object: its stored fields and relation guids, and the version they were read at."""
+
+    kind: str
+    guid: str
+    data: dict[str, Any]
+    version: int
+
+    @property
+    def type(self) -> ObjectType:
+        return TYPES[self.kind]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.data.get(name)
+
+
+def _decode(kind: str, guid: str, raw: str) -> DataObject:
+    data = json.loads(raw)
+    version = int(data.pop("_version", 0))
+    return DataObject(kind=kind, guid=guid, data=data, version=version)
+
+
+def _relation_guids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _unique_text(value: Any) -> str | bool:
+    # false means "no unique key": null values are not unique-indexed
+    return False if value is None else str(value)
+
+
+def is_guid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+class Repository:
+    """All access to stored objects goes through here (views → controllers → repository → store)."""
+
+    def __init__(self, context: NodeContext, clock: Callable[[], float] | None = None) -> None:
+        self.context = context
+        self.store = context.store
+        self._clock = clock or time.time
+        self.types = TYPES
+        #: counters for /api/statistics: object/list/dynamic loads, hits and misses
+        self.counters: Counter[str] = Counter()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def type_of(self, kind: str) -> ObjectType:
+        return self.types[kind]
+
+    # --- reading ---------------------------------------------------------------------------------------
+    async def get(self, kind: str, guid: str) -> DataObject:
+        if not is_guid(guid):
+            raise ObjectNotFound(kind, guid)
+        raw = await self.store.execute("GET", keys.obj(kind, guid))
+        if raw is None:
+            self.counters["object_miss"] += 1
+            raise ObjectNotFound(kind, guid)
+        self.counters["object_hit"] += 1
+        return _decode(kind, guid, raw)
+
+    async def find(self, kind: str, field: str, value: Any) -> DataObject | None:
+        """The object whose unique field has this value, or None."""
+        guid = await self.store.execute("GET", keys.unique(kind, field, str(value)))
+        if guid is None:
+            return None
+        try:
+            return await self.get(kind, guid)
+        except ObjectNotFound:
+            return None
+
+    async def guids(self, kind: str) -> list[str]:
+        self.counters["list_load"] += 1
+        members = await self.store.execute("SMEMBERS", keys.index(kind))
+        return sorted(members or [])
+
+    async def get_many(self, kind: str, guids: Iterable[str]) -> list[DataObject]:
+        """The objects that exist among guids, in the order given."""
+        wanted = [g for g in guids if is_guid(g)]
+        if not wanted:
+            return []
+        raws = await self.store.execute("MGET", *[keys.obj(kind, g) for g in wanted])
+        found = [_decode(kind, g, raw) for g, raw in zip(wanted, raws, strict=True) if raw is not None]
+        self.counters["object_hit"] += len(found)
+        self.counters["object_miss"] += len(wanted) - len(found)
+        return found
+
+    async def load_all(self, kind: str) -> list[DataObject]:
+        return await self.get_many(kind, await self.guids(kind))
+
+    async def reverse_guids(self, kind: str, guid: str, reverse: str) -> list[str]:
+        """The guids of the objects whose relation points at (kind, guid), by reverse relation name."""
+        rr = self.types[kind].reverse_by_name[reverse]
+        members = await self.store.execute("SMEMBERS", keys.reverse(rr.source, rr.relation, guid))
+        return sorted(members or [])
+
+    async def reverse_guids_many(self, kind: str, guids: list[str], reverse: str) -> list[list[str]]:
+        rr = self.types[kind].reverse_by_name[reverse]
+        replies = await self.store.pipeline([("SMEMBERS", keys.reverse(rr.source, rr.relation, g)) for g in guids])
+        return [sorted(r or []) for r in replies]
+
+    # --- dynamics --------------------------------------------------------------------------------------
+    async def dynamics(self, objects: list[DataObject], names: list[str]) -> list[dict[str, Any]]:
+        """Values of the named dynamics for each object, from the cache where fresh, else computed."""
+        if not objects or not names:
+            return [{} for _ in objects]
+        t = self.types[objects[0].kind]
+        cached_names = [n for n in names if t.dynamic_by_name[n].timeout > 0]
+        cache_keys = [keys.dynamic(o.kind, o.guid, n) for o in objects for n in cached_names]
+        raws = await self.store.execute("MGET", *cache_keys) if cache_keys else []
+        cached = dict(zip(cache_keys, raws, strict=True))
+        results: list[dict[str, Any]] = []
+        writes: list[tuple[Any, ...]] = []
+        for obj in objects:
+            values: dict[str, Any] = {}
+            for name in names:
+                dyn = t.dynamic_by_name[name]
+                key = keys.dynamic(obj.kind, obj.guid, name)
+                raw = cached.get(key)
+                if raw is not None:
+                    self.counters["dynamic_hit"] += 1
+                    values[name] = json.loads(raw)
+                    continue
+                self.counters["dynamic_miss"] += 1
+                value = await dyn.compute(obj, self)
+                values[name] = value
+                if dyn.timeout > 0:
+                    writes.append(("SET", key, json.dumps(value), "EX", dyn.timeout))
+            results.append(values)
+        if writes:
+            await self.store.pipeline(writes)
+        return results
+
+    async def invalidate_dynamics(self, kind: str, guid: str) -> None:
+        names = [d.name for d in self.types[kind].dynamics]
+        if names:
+            await self.store.execute("DEL", *[keys.dynamic(kind, guid, n) for n in names])
+
+    # --- writing ---------------------------------------------------------------------------------------
+    def _validate(self, t: ObjectType, values: Mapping[str, Any], complete: bool) -> None:
+        for name, value in values.items():
+            prop = t.prop_by_name.get(name)
+            if prop is not None:
+                problem = prop.check(value)
+                if problem:
+                    raise InvalidValue(name, problem)
+                continue
+            rel = t.relation_by_key.get(name)
+            if rel is None:
+                raise InvalidValue(name, "is not a field of " + t.kind)
+            if rel.many:
+                if not isinstance(value, list) or not all(is_guid(v) for v in value):
+                    raise InvalidValue(name, "must be a list of GUIDs")
+            elif value is None:
+                if rel.mandatory:
+                    raise InvalidValue(name, "is mandatory")
+            elif not is_guid(value):
+                raise InvalidValue(name, "must be a GUID")
+        if complete:
+            for prop in t.props:
+                if prop.mandatory and values.get(prop.name) is None:
+                    raise InvalidValue(prop.name, "is mandatory")
+            for rel in t.relations:
+                if rel.mandatory and values.get(rel.key) is None:
+                    raise InvalidValue(rel.key, "is mandatory")
+
+    def _index_changes(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+        unique = [
+            [p.name, _unique_text(old.get(p.name)), _unique_text(new.get(p.name))]
+            for p in t.unique_props if old.get(p.name) != new.get(p.name) or not old
+        ]
+        relations = []
+        for rel in t.relations:
+            before, after = _relation_guids(old.get(rel.key)), _relation_guids(new.get(rel.key))
+            if before != after or not old:
+                removed = [g for g in before if g not in after]
+                added = [g for g in after if g not in before]
+                relations.append([rel.name, rel.target, removed, added])
+        dynamics = [d.name for d in t.dynamics if d.timeout > 0]
+        return json.dumps({"unique": unique, "relations": relations, "dynamics": dynamics})
+
+    async def _save(self, t: ObjectType, guid: str, expected: int, old: Mapping[str, Any],
+                    new: dict[str, Any]) -> int:
+        document = json.dumps({**new, "_version": expected + 1}, separators=(",", ":"))
+        reply = await self.store.script(
+            _SAVE, [], [keys.PREFIX, t.kind, guid, expected, document, self._index_changes(t, old, new)],
+        )
+        if reply[0] == "ok":
+            return int(reply[1])
+        code, detail = reply[1], reply[2]
+        if code == "unique":
+            raise UniqueConflict(t.kind, detail)
+        if code == "relation":
+            field, target = detail.split(":", 1)
+            raise InvalidValue(t.relation_by_name[field].key, f"points to {target}, which does not exist")
+        if code == "not_found":
+            raise ObjectNotFound(t.kind, guid)
+        raise VersionConflict(f"{t.kind} {guid} changed (now at version {detail})")
+
+    async def create(self, kind: str, values: Mapping[str, Any], guid: str | None = None) -> DataObject:
+        t = self.types[kind]
+        data: dict[str, Any] = {p.name: p.initial() for p in t.props}
+        data.update({r.key: ([] if r.many else None) for r in t.relations})
+        data.update(values)
+        self._validate(t, data, complete=True)
+        guid = guid or str(uuid.uuid4())
+        try:
+            version = await self._save(t, guid, 0, {}, data)
+        except VersionConflict:
+            raise UniqueConflict(kind, "guid") from None
+        log.debug("{kind} {guid} created", kind=kind, guid=guid)
+        return DataObject(kind=kind, guid=guid, data=data, version=version)
+
+    async def update(
+        self, kind: str, guid: str, changes: Mapping[str, Any], expected_version: int | None = None,
+    ) -> DataObject:
+        """Apply changes to the freshest version (retrying on concurrent writes) unless a version is given."""
+        t = self.types[kind]
+        self._validate(t, changes, complete=False)
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = await self.get(kind, guid)
+            if expected_version is not None and current.version != expected_version:
+                raise VersionConflict(f"{kind} {guid} is at version {current.version}, not {expected_version}")
+            new = {**current.data, **changes}
+            try:
+                version = await self._save(t, guid, current.version, current.data, new)
+            except VersionConflict:
+                if expected_version is not None:
+                    raise
+                continue
+            return DataObject(kind=kind, guid=guid, data=new, version=version)
+        raise VersionConflict(f"{kind} {guid} kept changing; gave up after {MAX_UPDATE_ATTEMPTS} attempts")
+
+    async def delete(self, kind: str, guid: str) -> None:
+        t = self.types[kind]
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = await self.get(kind, guid)
+            detail = json.dumps({
+                "unique": [[p.name, str(current.data[p.name])] for p in t.unique_props
+                           if current.data.get(p.name) is not None],
+                "relations": [[r.name, _relation_guids(current.data.get(r.key))] for r in t.relations],
+                "referenced_by": [[rr.name, rr.source, rr.relation] for rr in t.reverse],
+                "dynamics": [d.name for d in t.dynamics],
+            })
+            reply = await self.store.script(_DELETE, [], [keys.PREFIX, kind, guid, current.version, detail])
+            if reply[0] == "ok":
+                log.debug("{kind} {guid} deleted", kind=kind, guid=guid)
+                return
+            if reply[1] == "in_use":
+                raise InUse(kind, reply[2])
+            if reply[1] == "not_found":
+                raise ObjectNotFound(kind, guid)
+        raise VersionConflict(f"{kind} {guid} kept changing; gave up deleting it")

@@ -12,5 +12,4 @@ TYPE = ObjectType(
         Prop("productname", str, doc="Commercial product name in this Branding"),
         Prop("is_default", bool, default=False, doc="Whether this is the default brand"),
     ],
-    default_sort=("name",),
 )

@@ -27,5 +27,4 @@ TYPE = ObjectType(
         Relation("roles", "role", "clients", many=True, writable=False, doc="The Roles of this Client"),
     ],
     dynamics=[dynamic_of("client_id", str, 86400, _client_id, "The Client's ID (its guid)")],
-    default_sort=("name",),
 )

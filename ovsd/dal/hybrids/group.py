@@ -10,5 +10,4 @@ TYPE = ObjectType(
         Prop("description", str, doc="Description of the Group"),
     ],
     relations=[Relation("roles", "role", "groups", many=True, doc="The Roles enabled for this Group")],
-    default_sort=("name",),
 )

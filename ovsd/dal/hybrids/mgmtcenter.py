@@ -24,5 +24,4 @@ TYPE = ObjectType(
         Prop("metadata", dict, default={}, doc="Management center specific metadata"),
     ],
     dynamics=[dynamic_of("hosts", dict, 60, _hosts, "Hosts managed by this Management Center")],
-    default_sort=("name",),
 )

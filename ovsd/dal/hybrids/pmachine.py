@@ -24,5 +24,4 @@ TYPE = ObjectType(
     ],
     relations=[Relation("mgmtcenter", "mgmtcenter", "pmachines", doc="The linked Management Center")],
     dynamics=[dynamic_of("host_status", str, 60, _host_status, "The host's status")],
-    default_sort=("name",),
 )

@@ -10,5 +10,4 @@ TYPE = ObjectType(
         Prop("code", str, mandatory=True, unique=True, writable=False, doc="Code of the Role (the OAuth scope)"),
         Prop("description", str, doc="Description of the Role"),
     ],
-    default_sort=("name",),
 )

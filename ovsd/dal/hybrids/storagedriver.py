@@ -31,5 +31,4 @@ TYPE = ObjectType(
         dynamic_of("statistics", dict, 5, doc="Aggregated vDisk statistics (null until the data plane exists)"),
         dynamic_of("stored_data", int, 60, doc="Data stored (null until the data plane exists)"),
     ],
-    default_sort=("name",),
 )

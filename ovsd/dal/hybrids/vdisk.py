@@ -28,5 +28,4 @@ TYPE = ObjectType(
         dynamic_of("storagerouter_guid", str, 15, doc="StorageRouter serving the vDisk (null until known)"),
         dynamic_of("is_vtemplate", bool, 60, doc="Whether the vDisk is a template (null until known)"),
     ],
-    default_sort=("name",),
 )

@@ -1,0 +1,32 @@
+"""One list request end to end: which objects, filtered, sorted, paged, serialized."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ovsd.dal.query import ListSpec, Paging, SortKey, apply, paginate, parse_sort, validate
+from ovsd.dal.repository import Repository
+from ovsd.dal.serializer import Contents, serialize
+
+
+async def list_objects(
+    repo: Repository, kind: str, spec: ListSpec, contents: Contents | None, guids: list[str] | None = None,
+) -> tuple[list[Any], Paging, list[SortKey]]:
+    """GUIDs (no contents) or objects of kind, restricted to guids when a resource filter gave them.
+
+    Returns the page's items, its paging and the sort that was applied (the type's default when none given).
+    """
+    t = repo.type_of(kind)
+    sort = list(spec.sort) or parse_sort(",".join(t.default_sort))
+    spec = ListSpec(tuple(sort), spec.query, spec.page, spec.page_size)
+    validate(repo, t, spec)
+    candidates = sorted(guids) if guids is not None else await repo.guids(kind)
+    if contents is None and not sort and spec.query is None:
+        # the common GUID list needs no object at all
+        items, paging = paginate(candidates, spec.page, spec.page_size)
+        return items, paging, sort
+    objects = await repo.get_many(kind, candidates)
+    chosen, paging = await apply(repo, objects, spec)
+    if contents is None:
+        return [o.guid for o in chosen], paging, sort
+    return await serialize(repo, chosen, contents, kind), paging, sort

@@ -1,0 +1,311 @@
+"""List semantics (contract §5): sort, page, and the v2 query language, parsed once into value objects.
+
+Sorting is natural (digit runs compare as numbers: ``vd2`` < ``vd10``), null first, multi-key with ``-``
+for descending, ``field[key]`` for a dict key and dotted paths (``vpool.name``) that follow relations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ovsd.dal.fields import ObjectType
+from ovsd.dal.repository import DataObject, Repository
+
+PAGE_SIZES = (10, 25, 50, 100)
+DEFAULT_PAGE_SIZE = 10
+OPERATORS = ("EQUALS", "NOT_EQUALS", "LT", "GT", "IN", "CONTAINS")
+
+_DIGITS = re.compile(r"(\d+)")
+_SORT_TOKEN = re.compile(r"^(-?)([A-Za-z_][A-Za-z0-9_.]*)(?:\[([^\]]*)\])?$")
+
+
+class InvalidQuery(ValueError):
+    """A sort, query or filter the API refuses with 400 invalid_data."""
+
+
+# --- natural order -------------------------------------------------------------------------------------
+def natural_key(value: Any) -> tuple[Any, ...]:
+    """A key that orders null first, then booleans, numbers, strings (naturally), then everything else."""
+    if value is None:
+        return (0,)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, str):
+        parts = _DIGITS.split(value.lower())
+        return (3, tuple((0, int(p), p) if i % 2 else (1, 0, p) for i, p in enumerate(parts)), value)
+    if isinstance(value, list | tuple):
+        return (4, tuple(natural_key(v) for v in value))
+    return (5, json.dumps(value, sort_keys=True, default=str))
+
+
+# --- paths -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldPath:
+    """``vpool.name`` or ``heartbeats[process]``: relation steps, then a field, then an optional dict key."""
+
+    steps: tuple[str, ...]  # relation names to follow
+    field: str
+    key: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, key: str | None = None) -> FieldPath:
+        parts = text.split(".")
+        if any(not p for p in parts):
+            raise InvalidQuery(f"invalid field {text!r}")
+        return cls(tuple(parts[:-1]), parts[-1], key)
+
+    def __str__(self) -> str:
+        base = ".".join((*self.steps, self.field))
+        return f"{base}[{self.key}]" if self.key is not None else base
+
+
+def _check_path(repo: Repository, t: ObjectType, path: FieldPath) -> None:
+    current = t
+    for step in path.steps:
+        rel = current.relation_by_name.get(step) or current.relation_by_key.get(step)
+        if rel is None or rel.many:
+            raise InvalidQuery(f"{current.kind} has no relation {step!r} to follow")
+        current = repo.type_of(rel.target)
+    name = path.field
+    prop = current.prop_by_name.get(name)
+    if prop is not None and (prop.secret or "password" in name):
+        raise InvalidQuery(f"{name} cannot be sorted or queried")
+    known = (
+        prop is not None or name in current.relation_by_key or name in current.relation_by_name
+        or name in current.dynamic_by_name or name == "guid"
+    )
+    if not known:
+        raise InvalidQuery(f"{current.kind} has no field {name!r}")
+
+
+async def resolve(repo: Repository, objects: list[DataObject], paths: Sequence[FieldPath]) -> list[dict[str, Any]]:
+    """The value of every path for every object; related objects and dynamics are loaded in bulk."""
+    rows: list[dict[str, Any]] = [{} for _ in objects]
+    for path in paths:
+        targets: list[DataObject | None] = list(objects)
+        kind = objects[0].kind if objects else ""
+        for step in path.steps:
+            t = repo.type_of(kind)
+            rel = t.relation_by_name.get(step) or t.relation_by_key[step]
+            wanted = sorted({o.data.get(rel.key) for o in targets if o is not None and o.data.get(rel.key)})
+            loaded = {o.guid: o for o in await repo.get_many(rel.target, wanted)}
+            targets = [loaded.get(o.data.get(rel.key)) if o is not None else None for o in targets]  # type: ignore[arg-type]
+            kind = rel.target
+        t = repo.type_of(kind)
+        present = [o for o in targets if o is not None]
+        if path.field in t.dynamic_by_name:
+            computed = await repo.dynamics(present, [path.field])
+            dyn_values = {o.guid: v[path.field] for o, v in zip(present, computed, strict=True)}
+        for row, target in zip(rows, targets, strict=True):
+            if target is None:
+                value = None
+            elif path.field == "guid":
+                value = target.guid
+            elif path.field in t.dynamic_by_name:
+                value = dyn_values[target.guid]
+            else:
+                rel = t.relation_by_name.get(path.field)
+                value = target.data.get(rel.key if rel else path.field)
+            if path.key is not None:
+                value = value.get(path.key) if isinstance(value, dict) else None
+            row[str(path)] = value
+    return rows
+
+
+# --- sort ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SortKey:
+    path: FieldPath
+    descending: bool
+
+    def __str__(self) -> str:
+        return ("-" if self.descending else "") + str(self.path)
+
+
+def parse_sort(text: str | None) -> list[SortKey]:
+    if not text:
+        return []
+    keys = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        match = _SORT_TOKEN.match(token)
+        if match is None:
+            raise InvalidQuery(f"invalid sort field {token!r}")
+        keys.append(SortKey(FieldPath.parse(match.group(2), match.group(3)), match.group(1) == "-"))
+    return keys
+
+
+# --- query (v2) ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Condition:
+    path: FieldPath
+    op: str
+    value: Any
+    ignore_case: bool = False
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        actual = row[str(self.path)]
+        expected = self.value
+        if self.ignore_case:
+            actual = actual.lower() if isinstance(actual, str) else actual
+            if isinstance(expected, str):
+                expected = expected.lower()
+            elif isinstance(expected, list):
+                expected = [e.lower() if isinstance(e, str) else e for e in expected]
+        op = self.op
+        if op == "EQUALS":
+            return bool(actual == expected)
+        if op == "NOT_EQUALS":
+            return bool(actual != expected)
+        if op == "IN":
+            return actual in expected
+        if op == "CONTAINS":
+            if isinstance(actual, str) and isinstance(expected, str):
+                return expected in actual
+            if isinstance(actual, list):
+                return expected in actual
+            return False
+        if actual is None or expected is None:
+            return False
+        try:
+            return bool(actual < expected) if op == "LT" else bool(actual > expected)
+        except TypeError:
+            return False
+
+
+@dataclass(frozen=True)
+class Query:
+    type: str
+    items: tuple[Condition | Query, ...]
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        results = (item.matches(row) for item in self.items)
+        return all(results) if self.type == "AND" else any(results)
+
+    def paths(self) -> list[FieldPath]:
+        out: list[FieldPath] = []
+        for item in self.items:
+            out.extend(item.paths() if isinstance(item, Query) else [item.path])
+        return out
+
+
+def parse_query(value: Any) -> Query:
+    """Parse the v2 ``query`` parameter (a JSON text or an already decoded structure)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidQuery("query is not valid JSON") from None
+    return _parse_query(value, 0)
+
+
+def _parse_query(value: Any, depth: int) -> Query:
+    if depth > 10:
+        raise InvalidQuery("query is nested too deeply")
+    if not isinstance(value, dict) or set(value) - {"type", "items"}:
+        raise InvalidQuery('query must be {"type": "AND"|"OR", "items": [...]}')
+    kind = value.get("type")
+    items = value.get("items")
+    if kind not in ("AND", "OR"):
+        raise InvalidQuery("query type must be AND or OR")
+    if not isinstance(items, list):
+        raise InvalidQuery("query items must be a list")
+    parsed: list[Condition | Query] = []
+    for item in items:
+        if isinstance(item, dict):
+            parsed.append(_parse_query(item, depth + 1))
+            continue
+        if not isinstance(item, list) or len(item) not in (3, 4) or not isinstance(item[0], str):
+            raise InvalidQuery("a query item is [field, operator, value(, ignore_case)]")
+        op = item[1]
+        if op not in OPERATORS:
+            raise InvalidQuery(f"unknown query operator {op!r}")
+        if op == "IN" and not isinstance(item[2], list):
+            raise InvalidQuery("IN needs a list value")
+        ignore_case = item[3] if len(item) == 4 else False
+        if not isinstance(ignore_case, bool):
+            raise InvalidQuery("ignore_case must be a boolean")
+        parsed.append(Condition(FieldPath.parse(item[0]), op, item[2], ignore_case))
+    return Query(kind, tuple(parsed))
+
+
+# --- paging ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Paging:
+    total_items: int
+    current_page: int
+    max_page: int
+    start_number: int
+    end_number: int
+    page_size: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def page_size_of(value: Any) -> int:
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_PAGE_SIZE
+    return size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
+
+
+def page_number_of(value: Any) -> int | None:
+    """The requested page, or None for all items (absent or not a number)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def paginate(items: list[Any], page: int | None, page_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[Any], Paging]:
+    total = len(items)
+    if page is None:
+        return items, Paging(total, 1, 1, 1 if total else 0, total, total)
+    max_page = max(1, -(-total // page_size))
+    current = min(max(page, 1), max_page)
+    start = (current - 1) * page_size
+    chunk = items[start:start + page_size]
+    return chunk, Paging(total, current, max_page, start + 1 if chunk else 0, start + len(chunk), page_size)
+
+
+# --- the whole list --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ListSpec:
+    sort: tuple[SortKey, ...] = ()
+    query: Query | None = None
+    page: int | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+
+
+def validate(repo: Repository, t: ObjectType, spec: ListSpec) -> None:
+    for key in spec.sort:
+        _check_path(repo, t, key.path)
+    if spec.query is not None:
+        for path in spec.query.paths():
+            _check_path(repo, t, path)
+
+
+async def apply(repo: Repository, objects: list[DataObject], spec: ListSpec) -> tuple[list[DataObject], Paging]:
+    """Filter, sort and page objects (of one kind) as the spec says."""
+    paths = list({str(p): p for p in [k.path for k in spec.sort] + (spec.query.paths() if spec.query else [])}
+                 .values())
+    rows = await resolve(repo, objects, paths) if paths and objects else [{} for _ in objects]
+    pairs = list(zip(objects, rows, strict=True))
+    if spec.query is not None:
+        pairs = [(o, r) for o, r in pairs if spec.query.matches(r)]
+    # stable sorts from the last key to the first give a multi-key order with per-key direction
+    for key in reversed(spec.sort):
+        name = str(key.path)
+        pairs.sort(key=lambda pair: natural_key(pair[1][name]), reverse=key.descending)
+    return paginate([o for o, _ in pairs], spec.page, spec.page_size)

@@ -1,0 +1,130 @@
+"""Turning objects into the API's JSON, following the ``contents`` rules (contract §5).
+
+Without ``contents`` a fetch returns every field; with it (even empty) only the stored properties plus what
+is asked: ``_dynamics``, ``_relations``, field names, and ``-name`` to remove one (removal wins). Secret
+fields and anything named like a password are never sent, whatever is asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ovsd.dal.fields import ObjectType
+from ovsd.dal.repository import DataObject, Repository
+
+# a bulk load of the source objects beats one SMEMBERS per object from this many objects on
+_BULK_REVERSE_FROM = 200
+
+
+@dataclass(frozen=True)
+class Contents:
+    """A parsed ``contents`` parameter."""
+
+    dynamics: bool = False
+    relations: bool = False
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+    everything: bool = False  # a fetch without contents
+
+    @classmethod
+    def parse(cls, text: str | None) -> Contents | None:
+        """None when no contents parameter was given at all."""
+        if text is None:
+            return None
+        include: set[str] = set()
+        exclude: set[str] = set()
+        dynamics = relations = False
+        for token in (t.strip() for t in text.split(",")):
+            if not token:
+                continue
+            if token in ("_dynamics", "_dynamic"):
+                dynamics = True
+            elif token == "_relations":
+                relations = True
+            elif token.startswith("-"):
+                exclude.add(token[1:])
+            else:
+                include.add(token)
+        return cls(dynamics, relations, frozenset(include), frozenset(exclude))
+
+    def tokens(self) -> list[str]:
+        """The contents as the client gave it, for the v2 envelope's ``_contents``."""
+        out = (["_dynamics"] if self.dynamics else []) + (["_relations"] if self.relations else [])
+        return out + sorted(self.include) + sorted("-" + e for e in self.exclude)
+
+
+EVERYTHING = Contents(everything=True)
+
+
+def _excluded(contents: Contents, *names: str) -> bool:
+    return any(n in contents.exclude for n in names)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which fields of one object type a given contents selects."""
+
+    props: list[str]
+    relations: list[tuple[str, str]]  # (key, relation name)
+    reverse: list[tuple[str, str]]  # (key, reverse relation name)
+    dynamics: list[str]
+
+
+def plan_for(t: ObjectType, contents: Contents) -> Plan:
+    def wanted(everything_flag: bool, name: str, key: str) -> bool:
+        if _excluded(contents, name, key):
+            return False
+        return contents.everything or everything_flag or name in contents.include or key in contents.include
+
+    props = [p.name for p in t.public_props if not _excluded(contents, p.name)]
+    relations = [(r.key, r.name) for r in t.relations if wanted(contents.relations, r.name, r.key)]
+    reverse = [(rr.key, rr.name) for rr in t.reverse if wanted(contents.relations, rr.name, rr.key)]
+    dynamics = [d.name for d in t.dynamics if wanted(contents.dynamics, d.name, d.name)]
+    return Plan(props, relations, reverse, dynamics)
+
+
+async def serialize(repo: Repository, objects: list[DataObject], contents: Contents,
+                    kind: str | None = None) -> list[dict[str, Any]]:
+    """The JSON objects for a list of objects of one kind, in order."""
+    if not objects:
+        return []
+    t = repo.type_of(kind or objects[0].kind)
+    plan = plan_for(t, contents)
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        item: dict[str, Any] = {"guid": obj.guid}
+        for name in plan.props:
+            item[name] = obj.data.get(name)
+        for key, _ in plan.relations:
+            item[key] = obj.data.get(key)
+        out.append(item)
+    for key, name in plan.reverse:
+        values = await _reverse_values(repo, t, objects, name)
+        for item, value in zip(out, values, strict=True):
+            item[key] = value
+    if plan.dynamics:
+        dyn = await repo.dynamics(objects, plan.dynamics)
+        for item, values in zip(out, dyn, strict=True):
+            item.update(values)
+    return out
+
+
+async def _reverse_values(repo: Repository, t: ObjectType, objects: list[DataObject], name: str) -> list[list[str]]:
+    if len(objects) < _BULK_REVERSE_FROM:
+        return await repo.reverse_guids_many(t.kind, [o.guid for o in objects], name)
+    # many objects: one bulk load of the source kind, grouped by the relation, is far cheaper
+    rr = t.reverse_by_name[name]
+    rel = repo.type_of(rr.source).relation_by_name[rr.relation]
+    grouped: dict[str, list[str]] = {}
+    for source in await repo.load_all(rr.source):
+        value = source.data.get(rel.key)
+        for target in value if isinstance(value, list) else [value]:
+            if target:
+                grouped.setdefault(target, []).append(source.guid)
+    return [sorted(grouped.get(o.guid, [])) for o in objects]
+
+
+async def serialize_one(repo: Repository, obj: DataObject, contents: Contents | None) -> dict[str, Any]:
+    [item] = await serialize(repo, [obj], contents or EVERYTHING)
+    return item

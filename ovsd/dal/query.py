@@ -93,9 +93,9 @@ async def resolve(repo: Repository, objects: list[DataObject], paths: Sequence[F
         for step in path.steps:
             t = repo.type_of(kind)
             rel = t.relation_by_name.get(step) or t.relation_by_key[step]
-            wanted = sorted({o.data.get(rel.key) for o in targets if o is not None and o.data.get(rel.key)})
+            wanted = sorted({str(o.data[rel.key]) for o in targets if o is not None and o.data.get(rel.key)})
             loaded = {o.guid: o for o in await repo.get_many(rel.target, wanted)}
-            targets = [loaded.get(o.data.get(rel.key)) if o is not None else None for o in targets]  # type: ignore[arg-type]
+            targets = [loaded.get(str(o.data.get(rel.key))) if o is not None else None for o in targets]
             kind = rel.target
         t = repo.type_of(kind)
         present = [o for o in targets if o is not None]
@@ -110,8 +110,8 @@ async def resolve(repo: Repository, objects: list[DataObject], paths: Sequence[F
             elif path.field in t.dynamic_by_name:
                 value = dyn_values[target.guid]
             else:
-                rel = t.relation_by_name.get(path.field)
-                value = target.data.get(rel.key if rel else path.field)
+                field_rel = t.relation_by_name.get(path.field)
+                value = target.data.get(field_rel.key if field_rel else path.field)
             if path.key is not None:
                 value = value.get(path.key) if isinstance(value, dict) else None
             row[str(path)] = value

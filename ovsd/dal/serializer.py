@@ -35,17 +35,17 @@ class Contents:
         include: set[str] = set()
         exclude: set[str] = set()
         dynamics = relations = False
-        for token in (t.strip() for t in text.split(",")):
-            if not token:
+        for word in (w.strip() for w in text.split(",")):
+            if not word:
                 continue
-            if token in ("_dynamics", "_dynamic"):
+            if word in ("_dynamics", "_dynamic"):
                 dynamics = True
-            elif token == "_relations":
+            elif word == "_relations":
                 relations = True
-            elif token.startswith("-"):
-                exclude.add(token[1:])
+            elif word.startswith("-"):
+                exclude.add(word[1:])
             else:
-                include.add(token)
+                include.add(word)
         return cls(dynamics, relations, frozenset(include), frozenset(exclude))
 
     def tokens(self) -> list[str]:
@@ -104,9 +104,9 @@ async def serialize(repo: Repository, objects: list[DataObject], contents: Conte
         for item, value in zip(out, values, strict=True):
             item[key] = value
     if plan.dynamics:
-        dyn = await repo.dynamics(objects, plan.dynamics)
-        for item, values in zip(out, dyn, strict=True):
-            item.update(values)
+        computed = await repo.dynamics(objects, plan.dynamics)
+        for item, dyn_values in zip(out, computed, strict=True):
+            item.update(dyn_values)
     return out
 
 

@@ -19,6 +19,8 @@ from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ovsd.childguard import guard_argv
+
 log = Logger()
 
 SOCKET_NAME = "valkey.sock"
@@ -153,7 +155,7 @@ class EmbeddedStoreServer(Service):
         self.pid_path.unlink(missing_ok=True)
 
     def _spawn(self) -> None:
-        args = [sys.executable, "-m", "ovsd.childguard", self.binary, *server_arguments(self.store_dir)]
+        args = guard_argv([self.binary, *server_arguments(self.store_dir)])
         proto = _ServerProtocol(self)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
         env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ovsd.config import Config
 from ovsd.store.connection import Store
+
+if TYPE_CHECKING:
+    from ovsd.api.identity import Authenticator
+    from ovsd.dal.repository import Repository
 
 
 @dataclass
@@ -16,3 +20,7 @@ class NodeContext:
     config: Config
     store: Store
     reactor: Any  # the reactor (or a Clock in unit tests that only need time)
+    # finds the caller of an API request (bearer tokens); without one, no call that needs a token succeeds
+    authenticator: Authenticator | None = None
+    # the object model (users, clients, tokens, StorageRouters …); set once the node has built it
+    repository: Repository | None = None

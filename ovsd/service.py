@@ -11,8 +11,11 @@ from twisted.logger import Logger
 
 from ovsd import tls
 from ovsd.api.service import ApiService
+from ovsd.auth.authenticator import BearerAuthenticator
 from ovsd.config import Config
 from ovsd.context import NodeContext
+from ovsd.controllers.bootstrap import bootstrap
+from ovsd.dal.repository import Repository
 from ovsd.logfile import LogService
 from ovsd.notify import NotifyService
 from ovsd.store.connection import Store
@@ -69,12 +72,17 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
     store = Store(config.store.url, config.store_dir, reactor)
     store.setServiceParent(top)
     context = NodeContext(config=config, store=store, reactor=reactor)
+    repository = Repository(context, clock=reactor.seconds)
+    context.repository = repository
+    context.authenticator = BearerAuthenticator(repository)
     api = ApiService(context)
     api.setServiceParent(top)
 
     async def ready() -> None:
         await api.when_listening()
         await store.wait_until_available()
+        # the admin user exists before the node says it is ready
+        await bootstrap(repository, config)
 
     NotifyService(ready, reactor).setServiceParent(top)
     return top

@@ -1,10 +1,16 @@
-"""The Klein application: routing, the contract's error shape, and the guard every call passes."""
+"""The Klein application: routing, the contract's error shape, and the guard every call passes.
+
+Declared endpoints (ovsd/api/declare.py) are served by one generic route, ``/api/<path>``, through the
+route table; static Klein routes (``/api``, and any a module adds) win over it. A declared call passes,
+in order: route (404/405, OPTIONS), store (503), version (406), token (401), roles (403), object key
+(404), parameters (400/406), then the handler.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from klein import Klein
@@ -14,9 +20,25 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from ovsd.api.errors import ApiError, store_unavailable
+from ovsd.api.call import Call
+from ovsd.api.cors import CorsPolicy
+from ovsd.api.declare import Endpoint, Registry, load_views
+from ovsd.api.dispatch import ALWAYS_ALLOWED, RouteTable
+from ovsd.api.errors import (
+    ApiError,
+    invalid_roles,
+    not_authenticated,
+    store_unavailable,
+    www_authenticate,
+)
+from ovsd.api.html import LinkResolver, render_page
 from ovsd.api.http import ApiSite
-from ovsd.api.metadata import api_metadata
+from ovsd.api.identity import Identity
+from ovsd.api.metadata import api_metadata, storagerouter_ips
+from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
+from ovsd.api.oauth2 import token_endpoint
+from ovsd.api.openapi import openapi_document
+from ovsd.api.params import bind
 from ovsd.context import NodeContext
 from ovsd.store.connection import StoreUnavailable
 
@@ -32,7 +54,7 @@ class Response:
 
     def __init__(
         self, body: Any, status: int = 200, headers: dict[str, str] | None = None,
-        content_type: str = "application/json",
+        content_type: str = JSON,
     ) -> None:
         self.body = body
         self.status = status
@@ -40,8 +62,12 @@ class Response:
         self.content_type = content_type
 
 
+# one encoder for every answer: json.dumps with options builds a new encoder on each call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def write_response(request: Request, response: Response) -> bytes:
@@ -50,24 +76,50 @@ def write_response(request: Request, response: Response) -> bytes:
         request.setHeader(name, value)
     if response.status == 204:
         return b""
-    request.setHeader("Content-Type", response.content_type)
+    if response.content_type:
+        request.setHeader(b"Content-Type", response.content_type.encode("latin-1"))
     if isinstance(response.body, bytes):
         return response.body
     return encode_json(response.body)
 
 
 def error_response(err: ApiError) -> Response:
-    return Response(err.body(), err.status, err.headers)
+    headers = err.headers
+    if err.status == 401 and "WWW-Authenticate" not in headers:
+        headers = {**headers, "WWW-Authenticate": www_authenticate(err.code)}
+    return Response(err.body(), err.status, headers)
 
 
 class ApiApp:
-    """The API of one node. Collaborators come in through the constructor; no module state."""
+    """The API of one node. Collaborators come in through the constructor; no module state.
+
+    ``registry`` holds the declared endpoints; by default every module of ovsd/api/views is imported
+    and declares into the shared registry.
+    """
 
     app = Klein()
 
-    def __init__(self, context: NodeContext) -> None:
+    def __init__(self, context: NodeContext, registry: Registry | None = None) -> None:
         self.context = context
         self.site: ApiSite | None = None
+        self.registry = registry if registry is not None else load_views()
+        self.negotiator = Negotiator()
+        self.cors = CorsPolicy(context.config.api.cors_origins, lambda: self.cluster_ips())
+        self.openapi_endpoint = Endpoint(
+            method="GET", kind="link", path="/api/openapi.json", roles=(), token=False, authenticates=False,
+            versioned=False, returns="value", needs_store=False, handler=self._openapi, summary="This OpenAPI document",
+        )
+        self.metadata_endpoint = Endpoint(  # served by the static route below; declared for the document
+            method="GET", kind="link", path="/api/", roles=(), token=False, authenticates=False,
+            versioned=False, returns="object", handler=self._metadata, summary="What the API is and who the caller is",
+        )
+        self.routes = RouteTable([*self.registry.endpoints(), self.openapi_endpoint])
+        self.links = LinkResolver(self.registry.resources().values())
+        self._openapi_document: dict[str, Any] | None = None
+
+    async def cluster_ips(self) -> Sequence[str]:
+        """The ips of every StorageRouter (their GUIs are allowed CORS origins)."""
+        return await storagerouter_ips(self.context)
 
     # --- the guard around every handler ----------------------------------------------------------------
     async def serve(self, request: Request, handler: Handler, needs_store: bool = True) -> bytes:
@@ -95,16 +147,116 @@ class ApiApp:
             response = error_response(ApiError(
                 500, "internal_server", f"An unexpected error occurred; correlation id {correlation}",
             ))
+        if request.requestHeaders.hasHeader(b"origin"):
+            response = await self.with_cors(request, response)
         return self.render(request, response)
 
     def render(self, request: Request, response: Response) -> bytes:
-        """Write a response; views with special rendering needs (html) hook in here."""
+        """Write a response: JSON, or an HTML page for a browser that asked for text/html."""
+        if (response.status != 204 and response.content_type.startswith(JSON)
+                and self.negotiator.media(request).html):
+            body = response.body
+            if isinstance(body, bytes):  # JSON a handler encoded itself
+                body = json.loads(body) if body else None
+            page = render_page(
+                request.method.decode("ascii", "replace"), request.path.decode("utf-8", "replace"),
+                response.status, body, self.links,
+            )
+            response = Response(page, response.status, response.headers, HTML)
         return write_response(request, response)
+
+    async def with_cors(self, request: Request, response: Response) -> Response:
+        """Let an allowed origin's browser read the answer (preflights carry their own headers)."""
+        if "Access-Control-Allow-Origin" in response.headers:
+            return response
+        origin = (request.getHeader(b"origin") or b"").decode("latin-1")
+        try:
+            allowed = await self.cors.allows(origin)
+        except StoreUnavailable:
+            return response  # the answer (a 503 most likely) says enough
+        except Exception:
+            # the answer itself is right; only the browser's permission to read it could not be decided
+            log.failure("cannot decide CORS for {origin}", origin=origin)
+            return response
+        if allowed:
+            response.headers = {**response.headers, **CorsPolicy.response_headers(origin)}
+        return response
+
+    async def options(self, request: Request, allow: str) -> Response:
+        """A CORS preflight from an allowed origin, else a plain answer naming the allowed methods."""
+        headers = {"Allow": allow}
+        origin = request.getHeader(b"origin")
+        if origin and request.getHeader(b"access-control-request-method"):
+            text = origin.decode("latin-1")
+            if await self.cors.allows(text):
+                headers.update(CorsPolicy.preflight_headers(text))
+        return Response(b"", 200, headers, content_type="")
+
+    # --- declared endpoints ------------------------------------------------------------------------------
+    async def dispatch(self, request: Request, rest: str) -> Response:
+        """Serve one call to a declared endpoint (``rest`` is the path after ``/api/``)."""
+        resolved = self.routes.resolve(rest)
+        if request.method == b"OPTIONS":
+            return await self.options(request, resolved.route.allow)
+        endpoint = resolved.route.endpoint_for(request.method)
+        if endpoint.needs_store and not self.context.store.available:
+            raise store_unavailable()
+        version = negotiated_version(endpoint, self.negotiator.media(request))
+        identity = await self.authenticate(request) if endpoint.authenticates else None
+        if endpoint.token:
+            if identity is None:
+                raise not_authenticated()
+            if not endpoint.role_set <= identity.roles:
+                raise invalid_roles(endpoint.roles_refusal)
+        key = None
+        if resolved.key is not None:
+            assert endpoint.resource is not None
+            key = endpoint.resource.parse_key(resolved.key)
+        call = Call(request, self.context, endpoint, identity, version, key, resolved.path_args)
+        if endpoint.params or endpoint.allowed_fields is not None:
+            call.params = bind(endpoint.params, call.body, request, endpoint.allowed_fields)
+        result = await endpoint.handler(call)
+        content_type = endpoint.content_types[version] if endpoint.versioned else JSON
+        if isinstance(result, Response):
+            if result.content_type == JSON:
+                result.content_type = content_type
+            return result
+        return Response(result, endpoint.status, content_type=content_type)
+
+    async def authenticate(self, request: Request) -> Identity | None:
+        """The caller (None without an Authorization header); a bad header raises 401."""
+        authenticator = self.context.authenticator
+        if authenticator is None:
+            return None
+        return await authenticator.authenticate(request)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document of this app (built once: declarations do not change while serving)."""
+        if self._openapi_document is None:
+            self._openapi_document = openapi_document(
+                [self.metadata_endpoint, self.openapi_endpoint, *self.registry.endpoints()],
+                self.registry.resources().values(),
+            )
+        return self._openapi_document
+
+    async def _openapi(self, call: Call) -> dict[str, Any]:
+        return self.openapi()
+
+    async def _metadata(self, call: Call) -> dict[str, Any]:
+        return await api_metadata(self.context, call.request)
 
     # --- routes ----------------------------------------------------------------------------------------
     @app.route("/api", methods=["GET"], strict_slashes=False)
     async def metadata(self, request: Request) -> bytes:
         return await self.serve(request, lambda r: api_metadata(self.context, r))
+
+    @app.route("/api/oauth2/token", methods=["POST"], strict_slashes=False)
+    async def oauth2_token(self, request: Request) -> bytes:
+        return await self.serve(request, lambda r: token_endpoint(self.context, r))
+
+    @app.route("/api/<path:rest>", merge_slashes=False)
+    async def declared(self, request: Request, rest: str) -> bytes:
+        return await self.serve(request, lambda r: self.dispatch(r, rest), needs_store=False)
 
     @app.handle_errors(NotFound)
     def route_not_found(self, request: Any, failure: Failure) -> bytes:
@@ -113,10 +265,12 @@ class ApiApp:
         )))
 
     @app.handle_errors(MethodNotAllowed)
-    def method_not_allowed(self, request: Any, failure: Failure) -> bytes:
+    def method_not_allowed(self, request: Any, failure: Failure) -> Any:
         exc = failure.value
         assert isinstance(exc, MethodNotAllowed)
-        allowed = ", ".join(sorted(exc.valid_methods or []))
+        allowed = ", ".join(sorted({*(exc.valid_methods or []), *ALWAYS_ALLOWED}))
+        if request.method == b"OPTIONS":
+            return defer.ensureDeferred(self.serve(request, lambda r: self.options(r, allowed), needs_store=False))
         return self.render(request, error_response(ApiError(
             405, "method_not_allowed", f"Method {request.method.decode()} is not allowed here",
             {"Allow": allowed},

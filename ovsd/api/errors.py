@@ -51,3 +51,16 @@ def store_unavailable() -> ApiError:
 
 def node_unavailable(node: str) -> ApiError:
     return ApiError(503, "node_unavailable", f"The StorageRouter {node} that must do this is down")
+
+
+def not_authenticated() -> ApiError:
+    return ApiError(401, "not_authenticated", "Authentication credentials were not provided")
+
+
+def invalid_roles(description: str) -> ApiError:
+    return ApiError(403, "invalid_roles", description)
+
+
+def www_authenticate(code: str) -> str:
+    """The challenge every 401 carries (RFC 6750)."""
+    return f'Bearer realm="ovsd", error="{code}"'

@@ -1,29 +1,72 @@
-"""``GET /api``: what the API is, which versions it speaks, who the caller is."""
+"""``GET /api``: what the API is, which versions it speaks, who the caller is.
+
+It never answers 401: a bad token is reported in ``authentication_state`` (the seed's spelling), so a GUI
+can ask "am I still logged in?" without handling errors.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from twisted.logger import Logger
 from twisted.web.server import Request
 
+from ovsd.api.errors import ApiError
+from ovsd.api.identity import Identity
+from ovsd.auth.authenticator import AUTHENTICATION_STATES
 from ovsd.context import NodeContext
+from ovsd.store.connection import StoreUnavailable
+
+log = Logger()
 
 VERSIONS = [1, 2]
 
 
+def _ip_order(ip: str) -> tuple[int, Any]:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return (2, ip)
+    return (address.version, int(address))
+
+
 async def storagerouter_ips(context: NodeContext) -> list[str]:
-    """The ips of every StorageRouter of the cluster (this node's own ip at least)."""
-    ips = [context.config.node.ip]
-    return ips
+    """The ips of every StorageRouter of the cluster (this node's own ip at least, even before it registered)."""
+    ips = {context.config.node.ip}
+    if context.repository is not None:
+        for router in await context.repository.load_all("storagerouter"):
+            if router.data.get("ip"):
+                ips.add(str(router.data["ip"]))
+    return sorted(ips, key=_ip_order)
+
+
+async def caller(context: NodeContext, request: Request) -> tuple[Identity | None, str | None]:
+    """(identity, authentication_state): the state is None exactly when the caller is authenticated."""
+    if context.authenticator is None:
+        return None, "unauthenticated"
+    try:
+        identity = await context.authenticator.authenticate(request)
+    except ApiError as err:
+        return None, AUTHENTICATION_STATES.get(err.code, "unexpected exception")
+    except StoreUnavailable:
+        raise  # a 503 says what is wrong; "unexpected exception" would not
+    except Exception:
+        log.failure("authenticating a metadata call failed")
+        return None, "unexpected exception"
+    if identity is None:
+        return None, "unauthenticated"
+    return identity, None
 
 
 async def api_metadata(context: NodeContext, request: Request) -> dict[str, Any]:
+    identity, state = await caller(context, request)
     return {
-        "authenticated": False,
-        "authentication_state": "unauthenticated",
-        "username": None,
-        "userguid": None,
-        "roles": [],
+        "authenticated": identity is not None,
+        "authentication_state": state,
+        "username": identity.username if identity else None,
+        "userguid": identity.user_guid if identity else None,
+        "roles": sorted(identity.roles) if identity else [],
         "storagerouter_ips": await storagerouter_ips(context),
         "versions": VERSIONS,
         "node": context.config.node.name,

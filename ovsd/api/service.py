@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from ovsd import tls
 from ovsd.api.app import ApiApp
+from ovsd.api.declare import Registry
 from ovsd.api.http import ApiSite, BodyLimitResource
 from ovsd.context import NodeContext
 
@@ -24,9 +25,9 @@ class ApiService(Service):
     name = "api"
     drain_timeout = 10.0
 
-    def __init__(self, context: NodeContext) -> None:
+    def __init__(self, context: NodeContext, registry: Registry | None = None) -> None:
         self.context = context
-        self.api = ApiApp(context)
+        self.api = ApiApp(context, registry)
         self.site = ApiSite(BodyLimitResource(self.api.app.resource()), clock=context.reactor)
         self.site.access_log = context.config.log.level == "debug"
         self.api.site = self.site

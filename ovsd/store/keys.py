@@ -46,6 +46,11 @@ def subscription(sid: int) -> str:
     return f"{PREFIX}msg:subs:{sid}"
 
 
+def message_subscribers(message_type: str) -> str:
+    """Sorted set of the subscriber ids of one message type, scored by their expiry time (ms)."""
+    return f"{PREFIX}msg:subscribers:{message_type}"
+
+
 def node_live(machine_id: str) -> str:
     return f"{PREFIX}node:{machine_id}:live"
 
@@ -67,3 +72,14 @@ def auth_calls(address: str) -> str:
 
 
 PROBE = f"{PREFIX}probe"
+
+
+# --- tasks (ovsd/tasks/) ---------------------------------------------------------------------------------
+#: set of the ids of PENDING and STARTED tasks (upkept with each record, for the task overview)
+TASKS_UNFINISHED = f"{PREFIX}tasks:unfinished"
+#: sorted set of revoked task ids, scored by the time of revocation (kept as long as their records)
+TASKS_REVOKED = f"{PREFIX}tasks:revoked"
+#: stream with one entry per finished task (field id): what task waiters block on
+TASKS_DONE = f"{PREFIX}tasks:done"
+#: hash machine_id -> worker name (ovsd@<node name>), written by each node's worker when it starts
+TASK_WORKERS = f"{PREFIX}tasks:workers"

@@ -1,0 +1,64 @@
+"""``POST /api/oauth2/token/``: the token endpoint's HTTP side (form body, Basic header, brute-force limit)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from twisted.web.iweb import IRequest
+
+from ovsd.api.errors import ApiError, store_unavailable
+from ovsd.auth.oauth2 import NO_STORE, TokenIssuer, oauth_error
+from ovsd.auth.ratelimit import TokenRateLimit
+from ovsd.context import NodeContext
+
+
+def read_form(request: IRequest) -> dict[str, str]:
+    """The form-encoded body's fields (first value of each).
+
+    Only the body counts: credentials in a query string would end up in access logs and proxies.
+    """
+    content = request.content
+    if content is None:
+        return {}
+    content.seek(0)
+    raw = content.read()
+    content.seek(0)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise oauth_error("invalid_request", "The body is not UTF-8 form data") from None
+    fields = parse_qs(text, keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items() if values}
+
+
+def _header(request: IRequest, name: bytes) -> str | None:
+    raw = request.getHeader(name)
+    return None if raw is None else raw.decode("latin-1")
+
+
+async def token_endpoint(context: NodeContext, request: IRequest) -> dict[str, Any]:
+    """Grant a token, counting failures (every 400) and successes for the address's limits."""
+    repository = context.repository
+    if repository is None:
+        raise store_unavailable()  # not wired yet: the node is still starting
+    limit = TokenRateLimit(context.store, context.config.api.trusted_proxies, repository.now)
+    address = limit.client_address(request)
+    await limit.check(address)
+    try:
+        form = read_form(request)
+        grant = await TokenIssuer(repository, context.config.auth).grant(
+            form, _header(request, b"authorization"),
+        )
+    except ApiError as err:
+        if err.status == 400:
+            await limit.record_failure(address)  # raises 429 on the attempt that locks the address out
+        raise
+    await limit.record_success(address)
+    for name, value in NO_STORE.items():
+        request.setHeader(name, value)
+    return {
+        "access_token": grant.token.access_token,
+        "token_type": "bearer",
+        "expires_in": grant.token.expires_in,
+    }

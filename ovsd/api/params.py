@@ -1,0 +1,262 @@
+"""Parameters of API calls: declared once with a type, read from the body then the query, converted.
+
+A parameter's converter is chosen when it is declared, so a request only runs the conversion itself.
+Form-encoded bodies and query strings carry text: numbers, booleans and JSON structures are accepted in
+their text form too ("12", "true", '{"a": 1}').
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs
+
+from twisted.web.server import Request
+
+from ovsd.api.errors import invalid_data, missing_parameter
+
+GUID: Final = "guid"
+GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# str | int | float | bool | dict | list | GUID, or a tuple of them: the first that accepts the value wins
+ParamType = type | str | tuple[type | str, ...]
+Where = Literal["body", "query"]
+MISSING: Final[Any] = object()
+
+Converter = Callable[[Any], Any]
+
+
+class _Refused(Exception):
+    """A value that a converter does not accept."""
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Refused
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in ("-", "+") else text
+        if digits.isdigit() and digits.isascii():
+            return int(text)
+    raise _Refused
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise _Refused
+
+
+_BOOLEANS = {"true": True, "True": True, "false": False, "False": False}
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _BOOLEANS:
+        return _BOOLEANS[value]
+    raise _Refused
+
+
+def _json_text(value: Any, kind: type) -> Any:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise _Refused from None
+        if isinstance(parsed, kind):
+            return parsed
+    raise _Refused
+
+
+def _to_dict(value: Any) -> dict[str, Any]:
+    result: dict[str, Any] = _json_text(value, dict)
+    return result
+
+
+def _to_list(value: Any) -> list[Any]:
+    result: list[Any] = _json_text(value, list)
+    return result
+
+
+def _to_guid(value: Any) -> str:
+    if isinstance(value, str) and GUID_PATTERN.fullmatch(value):
+        return value.lower()
+    raise _Refused
+
+
+def _passthrough(value: Any) -> Any:
+    return value
+
+
+_CONVERTERS: dict[type | str, tuple[Converter, str]] = {
+    str: (_to_str, "a string"),
+    int: (_to_int, "an integer"),
+    float: (_to_float, "a number"),
+    bool: (_to_bool, "a boolean"),
+    dict: (_to_dict, "an object"),
+    list: (_to_list, "a list"),
+    GUID: (_to_guid, "a GUID"),
+    object: (_passthrough, "any value"),
+}
+
+
+def _types_of(kind: ParamType) -> tuple[type | str, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def converter_for(kind: ParamType) -> tuple[Converter, str]:
+    """The converter and the human name ("an integer") of a declared type; unknown types fail here."""
+    found = []
+    for one in _types_of(kind):
+        if one not in _CONVERTERS:
+            raise TypeError(f"unsupported parameter type {one!r}")
+        found.append(_CONVERTERS[one])
+    if len(found) == 1:
+        return found[0]
+    converters = tuple(convert for convert, _ in found)
+
+    def first_accepting(value: Any) -> Any:
+        for convert in converters:
+            try:
+                return convert(value)
+            except _Refused:
+                continue
+        raise _Refused
+
+    return first_accepting, " or ".join(name for _, name in found)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One declared parameter of an endpoint.
+
+    ``where="body"`` reads the body first, then the query string (the contract's rule for actions);
+    ``where="query"`` reads the query string only (list filters, ``contents``, ``sort``, ``page``).
+    A missing optional parameter is absent from the call's params unless it has a default.
+    """
+
+    name: str
+    type: ParamType = str
+    mandatory: bool = False
+    where: Where = "body"
+    default: Any = MISSING
+    nullable: bool = False
+    description: str = ""
+    convert: Converter = field(init=False, repr=False, compare=False)
+    type_name: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        convert, type_name = converter_for(self.type)
+        object.__setattr__(self, "convert", convert)
+        object.__setattr__(self, "type_name", type_name)
+
+    def value_of(self, raw: Any) -> Any:
+        if raw is None and self.nullable:
+            return None
+        try:
+            return self.convert(raw)
+        except _Refused:
+            raise invalid_data(f"Invalid data passed: {self.name} must be {self.type_name}") from None
+
+
+# --- reading a request -------------------------------------------------------------------------------------
+FORM = b"application/x-www-form-urlencoded"
+MULTIPART = b"multipart/form-data"
+
+
+def _flatten(pairs: Mapping[str, list[str]]) -> dict[str, Any]:
+    # a repeated key is a list; a single one its value
+    return {k: v[0] if len(v) == 1 else v for k, v in pairs.items()}
+
+
+def _decode_form(raw: bytes) -> dict[str, Any]:
+    try:
+        return _flatten(parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except UnicodeDecodeError:
+        raise invalid_data("Invalid data passed: the form is not UTF-8") from None
+
+
+def query_of(request: Request) -> dict[str, Any]:
+    """The query string as a dict (blank values kept: ``contents=`` means something)."""
+    uri: bytes = request.uri
+    mark = uri.find(b"?")
+    return _decode_form(uri[mark + 1:]) if mark >= 0 else {}
+
+
+def body_of(request: Request) -> Any:
+    """The request body: a JSON value, a dict for form bodies, None when empty."""
+    content = request.content
+    if content is None:
+        return None
+    content.seek(0)
+    raw: bytes = content.read()
+    if not raw.strip():
+        return None
+    content_type = (request.getHeader(b"content-type") or b"").lower()
+    if content_type.startswith(FORM):
+        return _decode_form(raw)
+    if content_type.startswith(MULTIPART):
+        # twisted already parsed the parts into args, merged with the query string
+        args: dict[bytes, list[bytes]] = request.args or {}
+        return _flatten({k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                         for k, vs in args.items()})
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise invalid_data("Invalid data passed: the body is not valid JSON") from None
+
+
+def bind(
+    params: Iterable[Param], body: Any, request: Request, allowed_fields: frozenset[str] | None,
+) -> dict[str, Any]:
+    """Read, check and convert the declared parameters of one call.
+
+    Raises 400 invalid_data for a wrong type or an unknown field (when ``allowed_fields`` is given),
+    406 invalid_data for a missing mandatory parameter.
+    """
+    fields: Mapping[str, Any]
+    if isinstance(body, dict):
+        fields = body
+        if allowed_fields is not None:
+            unknown = [name for name in body if name not in allowed_fields]
+            if unknown:
+                raise invalid_data(f"Invalid data passed: unknown field(s): {', '.join(sorted(unknown))}")
+    elif body is None:
+        fields = {}
+    else:
+        raise invalid_data("Invalid data passed: the body must be a JSON object")
+    query: dict[str, Any] | None = None
+    values: dict[str, Any] = {}
+    for param in params:
+        if param.where == "body" and param.name in fields:
+            raw = fields[param.name]
+        else:
+            if query is None:
+                query = query_of(request)
+            if param.name in query:
+                raw = query[param.name]
+            elif param.mandatory:
+                raise missing_parameter(param.name)
+            else:
+                if param.default is not MISSING:
+                    values[param.name] = param.default
+                continue
+        values[param.name] = param.value_of(raw)
+    return values

@@ -1,0 +1,133 @@
+"""Users and their OAuth 2 clients: creation (hashed passwords, hashed secrets), secrets, removal.
+
+A user always comes with its INTERNAL/PASSWORD client (what the GUI's password grant uses); a USER client
+is an API client with a secret that is shown once. Removing either removes its tokens first, so no token
+outlives what it stood for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from twisted.logger import Logger
+
+from ovsd.auth.passwords import hash_password
+from ovsd.auth.tokens import digest, new_secret, revoke_client_tokens, revoke_user_tokens
+from ovsd.dal.repository import DataObject, InUse, InvalidValue, ObjectNotFound, Repository
+
+log = Logger()
+
+#: the name the original gave every user's password-grant client
+INTERNAL_CLIENT_NAME = "ovs-internal"
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or not password:
+        raise InvalidValue("password", "must not be empty")
+
+
+async def create_user(
+    repository: Repository, username: str, password: str, group_guid: str, is_active: bool = True,
+    language: str = "en-US",
+) -> DataObject:
+    """Create a user (password stored as argon2id) and its INTERNAL/PASSWORD client with its group's roles.
+
+    UniqueConflict when the username is taken; ObjectNotFound for an unknown group. A failure while
+    creating the client removes the user again, so there is never a user without its client.
+    """
+    _check_password(password)
+    group = await repository.get("group", group_guid)
+    hashed = await hash_password(password)
+    user = await repository.create("user", {
+        "username": username, "password": hashed, "group_guid": group.guid, "is_active": is_active,
+        "language": language,
+    })
+    try:
+        await repository.create("client", {
+            "name": INTERNAL_CLIENT_NAME, "grant_type": "PASSWORD", "ovs_type": "INTERNAL",
+            "user_guid": user.guid, "roles_guids": list(group.data.get("roles_guids") or []),
+        })
+    except Exception:
+        try:
+            await repository.delete("user", user.guid)
+        except Exception:
+            log.failure("user {username} ({guid}) is left without its password client", username=username,
+                        guid=user.guid)
+        raise
+    log.info("user {username} created ({guid})", username=username, guid=user.guid)
+    return user
+
+
+async def ensure_password_client(repository: Repository, user_guid: str) -> DataObject:
+    """The user's INTERNAL/PASSWORD client, created (with the group's roles) when it is missing."""
+    user = await repository.get("user", user_guid)
+    for client in await repository.get_many("client", await repository.reverse_guids("user", user_guid, "clients")):
+        if client.data.get("ovs_type") == "INTERNAL" and client.data.get("grant_type") == "PASSWORD":
+            return client
+    group = await repository.get("group", str(user.data["group_guid"]))
+    return await repository.create("client", {
+        "name": INTERNAL_CLIENT_NAME, "grant_type": "PASSWORD", "ovs_type": "INTERNAL", "user_guid": user_guid,
+        "roles_guids": list(group.data.get("roles_guids") or []),
+    })
+
+
+async def create_client(
+    repository: Repository, user_guid: str, name: str, role_guids: Iterable[str] | None = None,
+) -> tuple[DataObject, str]:
+    """Create a USER (client_credentials) client; returns it and its secret, which is not kept anywhere.
+
+    Its roles are the requested ones that the user's group holds (all of the group's when None).
+    """
+    user = await repository.get("user", user_guid)
+    group = await repository.get("group", str(user.data["group_guid"]))
+    held = list(group.data.get("roles_guids") or [])
+    roles = held if role_guids is None else [g for g in dict.fromkeys(role_guids) if g in held]
+    secret = new_secret()
+    client = await repository.create("client", {
+        "name": name, "client_secret": digest(secret), "grant_type": "CLIENT_CREDENTIALS", "ovs_type": "USER",
+        "user_guid": user_guid, "roles_guids": roles,
+    })
+    log.info("client {client} created for user {user}", client=client.guid, user=user_guid)
+    return client, secret
+
+
+async def regenerate_secret(repository: Repository, client_guid: str) -> str:
+    """Give a client a new secret and return it (the old one stops working at once)."""
+    await repository.get("client", client_guid)
+    secret = new_secret()
+    await repository.update("client", client_guid, {"client_secret": digest(secret)})
+    log.info("secret of client {client} regenerated", client=client_guid)
+    return secret
+
+
+async def set_password(repository: Repository, user_guid: str, password: str) -> DataObject:
+    """Store a new password for a user and revoke every token of that user."""
+    _check_password(password)
+    await repository.get("user", user_guid)
+    hashed = await hash_password(password)
+    user = await repository.update("user", user_guid, {"password": hashed})
+    await revoke_user_tokens(repository, user_guid)
+    return user
+
+
+async def delete_client(repository: Repository, client_guid: str) -> None:
+    """Remove a client and its tokens."""
+    for _ in range(3):
+        await revoke_client_tokens(repository, client_guid)
+        try:
+            await repository.delete("client", client_guid)
+            return
+        except InUse:
+            continue  # a token was issued in between: revoke that one too
+    await revoke_client_tokens(repository, client_guid)
+    await repository.delete("client", client_guid)
+
+
+async def delete_user(repository: Repository, user_guid: str) -> None:
+    """Remove a user, its clients and their tokens."""
+    for client_guid in await repository.reverse_guids("user", user_guid, "clients"):
+        try:
+            await delete_client(repository, client_guid)
+        except ObjectNotFound:
+            pass
+    await repository.delete("user", user_guid)

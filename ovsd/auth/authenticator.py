@@ -1,0 +1,115 @@
+"""Bearer authentication (RFC 6750): turns ``Authorization: Bearer <token>`` into the caller's Identity.
+
+It runs on every API call, so the token, its client and the client's user are read in one round trip (a
+small Lua script that follows the two relations inside the store); role codes are remembered per role
+guid, because a role's code never changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.web.iweb import IRequest
+
+from ovsd.api.errors import ApiError
+from ovsd.auth.identity import Identity
+from ovsd.auth.tokens import digest, remove_token
+from ovsd.dal.repository import Repository
+from ovsd.store import keys
+
+# ARGV: the unique-index key of the token's hash, then the object key prefixes of bearertoken, client, user.
+# Returns {} when there is no such token, else {token guid, token json, client json or '', user json or ''}.
+_LOOKUP = """
+local guid = redis.call('GET', ARGV[1])
+if not guid then return {} end
+local token = redis.call('GET', ARGV[2] .. guid)
+if not token then return {} end
+local client, user = '', ''
+local client_guid = cjson.decode(token)['client_guid']
+if type(client_guid) == 'string' then
+  client = redis.call('GET', ARGV[3] .. client_guid) or ''
+  if client ~= '' then
+    local user_guid = cjson.decode(client)['user_guid']
+    if type(user_guid) == 'string' then user = redis.call('GET', ARGV[4] .. user_guid) or '' end
+  end
+end
+return {guid, token, client, user}
+"""
+
+#: the metadata root's spelling of each 401 code (the seed's ``authentication_state``)
+AUTHENTICATION_STATES = {
+    "not_authenticated": "unauthenticated",
+    "invalid_authorization_type": "invalid authorization type",
+    "invalid_token": "invalid token",
+    "token_expired": "token expired",
+    "inactive_user": "inactive user",
+}
+
+
+def unauthorized(code: str, description: str) -> ApiError:
+    """A 401 with the contract's code and the RFC 6750 challenge naming it."""
+    return ApiError(401, code, description, {"WWW-Authenticate": f'Bearer realm="ovsd", error="{code}"'})
+
+
+def _header(request: IRequest, name: bytes) -> str | None:
+    raw = request.getHeader(name)
+    if raw is None:
+        return None
+    # latin-1 never fails: a header with odd bytes is then simply an unknown token, not a crash
+    return raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+
+
+class BearerAuthenticator:
+    """The Authenticator of the API: bearer tokens issued by the token endpoint."""
+
+    def __init__(self, repository: Repository, clock: Callable[[], float] | None = None) -> None:
+        self.repository = repository
+        self.clock = clock or repository.now
+        self._role_codes: dict[str, str] = {}
+        self._prefixes = (keys.obj("bearertoken", ""), keys.obj("client", ""), keys.obj("user", ""))
+
+    async def authenticate(self, request: IRequest) -> Identity | None:
+        header = _header(request, b"authorization")
+        if header is None:
+            return None
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise unauthorized("invalid_authorization_type", "Only Bearer tokens are accepted (Authorization: "
+                                                             "Bearer <token>)")
+        token = credentials.strip()
+        if not token:
+            raise unauthorized("invalid_token", "Invalid token")
+        reply = await self.repository.store.script(
+            _LOOKUP, [], [keys.unique("bearertoken", "access_token", digest(token)), *self._prefixes],
+        )
+        if not reply:
+            raise unauthorized("invalid_token", "Invalid token")
+        token_guid, token_raw, client_raw, user_raw = reply
+        token_data: dict[str, Any] = json.loads(token_raw)
+        if float(token_data.get("expiration") or 0.0) <= self.clock():
+            await remove_token(self.repository, token_guid)
+            raise unauthorized("token_expired", "Token expired")
+        if not client_raw or not user_raw:
+            # the client or user went away under the token (a delete in progress): the token is dead
+            raise unauthorized("invalid_token", "Invalid token")
+        client: dict[str, Any] = json.loads(client_raw)
+        user: dict[str, Any] = json.loads(user_raw)
+        if not user.get("is_active", False):
+            raise unauthorized("inactive_user", "The user of this token is inactive")
+        return Identity(
+            user_guid=str(client["user_guid"]),
+            username=str(user.get("username")),
+            client_guid=str(token_data["client_guid"]),
+            token_guid=token_guid,
+            roles=frozenset(await self.role_codes(token_data.get("roles_guids") or [])),
+        )
+
+    async def role_codes(self, role_guids: list[str]) -> list[str]:
+        """The codes of these roles (cached: a role's code is fixed at creation)."""
+        missing = [g for g in role_guids if g not in self._role_codes]
+        if missing:
+            for role in await self.repository.get_many("role", missing):
+                self._role_codes[role.guid] = str(role.data["code"])
+        return [self._role_codes[g] for g in role_guids if g in self._role_codes]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ovsd.dal.query import ListSpec, Paging, SortKey, apply, paginate, parse_sort, validate
+from ovsd.dal.paging import Paging
+from ovsd.dal.query import ListSpec, SortKey, apply, page_of, parse_sort, validate
 from ovsd.dal.repository import Repository
 from ovsd.dal.serializer import Contents, serialize
 
@@ -18,12 +19,12 @@ async def list_objects(
     """
     t = repo.type_of(kind)
     sort = list(spec.sort) or parse_sort(",".join(t.default_sort))
-    spec = ListSpec(tuple(sort), spec.query, spec.page, spec.page_size)
+    spec = ListSpec(tuple(sort), spec.query, spec.page, spec.page_size, spec.version)
     validate(repo, t, spec)
     candidates = sorted(guids) if guids is not None else await repo.guids(kind)
     if contents is None and not sort and spec.query is None:
         # the common GUID list needs no object at all
-        items, paging = paginate(candidates, spec.page, spec.page_size)
+        items, paging = page_of(candidates, spec)
         return items, paging, sort
     objects = await repo.get_many(kind, candidates)
     chosen, paging = await apply(repo, objects, spec)

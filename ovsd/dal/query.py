@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovsd.dal.fields import ObjectType
+from ovsd.dal.paging import Paging, paginate
 from ovsd.dal.repository import DataObject, Repository
 
-PAGE_SIZES = (10, 25, 50, 100)
-DEFAULT_PAGE_SIZE = 10
 OPERATORS = ("EQUALS", "NOT_EQUALS", "LT", "GT", "IN", "CONTAINS")
 
 _DIGITS = re.compile(r"(\d+)")
@@ -236,56 +235,16 @@ def _parse_query(value: Any, depth: int) -> Query:
     return Query(kind, tuple(parsed))
 
 
-# --- paging ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Paging:
-    total_items: int
-    current_page: int
-    max_page: int
-    start_number: int
-    end_number: int
-    page_size: int
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-def page_size_of(value: Any) -> int:
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_PAGE_SIZE
-    return size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
-
-
-def page_number_of(value: Any) -> int | None:
-    """The requested page, or None for all items (absent or not a number)."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def paginate(items: list[Any], page: int | None, page_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[Any], Paging]:
-    total = len(items)
-    if page is None:
-        return items, Paging(total, 1, 1, 1 if total else 0, total, total)
-    max_page = max(1, -(-total // page_size))
-    current = min(max(page, 1), max_page)
-    start = (current - 1) * page_size
-    chunk = items[start:start + page_size]
-    return chunk, Paging(total, current, max_page, start + 1 if chunk else 0, start + len(chunk), page_size)
-
-
 # --- the whole list --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ListSpec:
+    """What a list asks for; ``page``/``page_size`` are the raw parameters (the paging rules read them)."""
+
     sort: tuple[SortKey, ...] = ()
     query: Query | None = None
-    page: int | None = None
-    page_size: int = DEFAULT_PAGE_SIZE
+    page: str | int | None = None
+    page_size: str | int | None = None
+    version: int = 2
 
 
 def validate(repo: Repository, t: ObjectType, spec: ListSpec) -> None:
@@ -308,4 +267,9 @@ async def apply(repo: Repository, objects: list[DataObject], spec: ListSpec) -> 
     for key in reversed(spec.sort):
         name = str(key.path)
         pairs.sort(key=lambda pair: natural_key(pair[1][name]), reverse=key.descending)
-    return paginate([o for o, _ in pairs], spec.page, spec.page_size)
+    return page_of([o for o, _ in pairs], spec)
+
+
+def page_of(items: list[Any], spec: ListSpec) -> tuple[list[Any], Paging]:
+    paging = paginate(len(items), spec.page, spec.page_size, spec.version)
+    return items[paging.start:paging.end], paging

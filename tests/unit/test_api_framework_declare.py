@@ -8,7 +8,7 @@ import pytest
 
 from ovsd.api.call import Call
 from ovsd.api.declare import RW, R, Registry
-from ovsd.api.paging import envelope, paginate
+from ovsd.dal.paging import envelope, paginate
 from ovsd.api.params import Param
 from tests.unit.api_framework_support import REGISTRY
 

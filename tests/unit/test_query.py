@@ -8,7 +8,7 @@ from twisted.internet import reactor
 
 from ovsd.context import NodeContext
 from ovsd.dal.listing import list_objects
-from ovsd.dal.query import InvalidQuery, ListSpec, natural_key, paginate, parse_query, parse_sort
+from ovsd.dal.query import InvalidQuery, ListSpec, natural_key, page_of, parse_query, parse_sort
 from ovsd.dal.repository import Repository
 from ovsd.dal.serializer import Contents
 from ovsd.store.connection import Store
@@ -27,12 +27,13 @@ def test_natural_order() -> None:
 
 def test_paging_clamps_pages() -> None:
     items = list(range(25))
-    assert paginate(items, 0)[0] == list(range(10))
-    assert paginate(items, 99)[0] == [20, 21, 22, 23, 24]
-    _, paging = paginate(items, 2, 10)
+    assert page_of(items, ListSpec(page=0))[0] == list(range(10))
+    assert page_of(items, ListSpec(page=99))[0] == [20, 21, 22, 23, 24]
+    _, paging = page_of(items, ListSpec(page=2, page_size=10))
     assert paging.as_dict() == {"total_items": 25, "current_page": 2, "max_page": 3, "start_number": 11,
                                 "end_number": 20, "page_size": 10}
-    assert paginate([], 1)[1].max_page == 1
+    assert page_of([], ListSpec(page=1))[1].max_page == 1
+    assert page_of(items, ListSpec(page="x"))[0] == items
 
 
 def test_bad_sort_and_query_are_refused() -> None:

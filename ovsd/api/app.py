@@ -26,6 +26,7 @@ from ovsd.api.declare import Endpoint, Registry, load_views
 from ovsd.api.dispatch import ALWAYS_ALLOWED, RouteTable
 from ovsd.api.errors import (
     ApiError,
+    from_model_error,
     invalid_roles,
     not_authenticated,
     store_unavailable,
@@ -40,6 +41,8 @@ from ovsd.api.oauth2 import token_endpoint
 from ovsd.api.openapi import openapi_document
 from ovsd.api.params import bind
 from ovsd.context import NodeContext
+from ovsd.dal.query import InvalidQuery
+from ovsd.dal.repository import DalError
 from ovsd.store.connection import StoreUnavailable
 
 log = Logger()
@@ -135,6 +138,8 @@ class ApiApp:
             response = error_response(err)
         except StoreUnavailable:
             response = error_response(store_unavailable())
+        except (DalError, InvalidQuery) as err:
+            response = error_response(from_model_error(err))
         except defer.CancelledError:
             raise  # the client went away; nothing to answer
         except Exception:

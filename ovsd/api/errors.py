@@ -64,3 +64,23 @@ def invalid_roles(description: str) -> ApiError:
 def www_authenticate(code: str) -> str:
     """The challenge every 401 carries (RFC 6750)."""
     return f'Bearer realm="ovsd", error="{code}"'
+
+
+def from_model_error(err: Exception) -> ApiError:
+    """The contract's answer to a refusal of the object model or of the list language."""
+    from ovsd.dal.query import InvalidQuery
+    from ovsd.dal.repository import InUse, InvalidValue, ObjectNotFound, UniqueConflict, VersionConflict
+
+    if isinstance(err, ObjectNotFound):
+        return object_not_found(err.kind)
+    if isinstance(err, InvalidValue):
+        return invalid_data(f"Invalid data passed: {err.field} {err.problem}")
+    if isinstance(err, UniqueConflict):
+        return conflict(f"A {err.kind} with this {err.field} already exists")
+    if isinstance(err, InUse):
+        return conflict(str(err))
+    if isinstance(err, VersionConflict):
+        return conflict(str(err))
+    if isinstance(err, InvalidQuery):
+        return invalid_data(f"Invalid data passed: {err}")
+    return ApiError(400, "invalid_data", str(err))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
-from ovsd.dal.fields import ObjectType
+from ovsd.dal.fields import Dynamic, ObjectType, no_data_yet
 from ovsd.dal.registry import TYPES
 from ovsd.store import keys
 from ovsd.store.connection import load_lua
@@ -55,6 +55,7 @@ class InvalidValue(DalError):
 class UniqueConflict(DalError):
     def __init__(self, kind: str, field: str) -> None:
         super().__init__(f"a {kind} with this {field} already exists")
+        self.kind = kind
         self.field = field
 
 
@@ -102,6 +103,11 @@ def _relation_guids(value: Any) -> list[str]:
 def _unique_text(value: Any) -> str | bool:
     # false means "no unique key": null values are not unique-indexed
     return False if value is None else str(value)
+
+
+def _cached(dyn: Dynamic) -> bool:
+    # a dynamic without data yet (null) costs nothing to compute: caching it would only cost round trips
+    return dyn.timeout > 0 and dyn.compute is not no_data_yet
 
 
 def is_guid(value: Any) -> bool:
@@ -187,7 +193,7 @@ class Repository:
         if not objects or not names:
             return [{} for _ in objects]
         t = self.types[objects[0].kind]
-        cached_names = [n for n in names if t.dynamic_by_name[n].timeout > 0]
+        cached_names = [n for n in names if _cached(t.dynamic_by_name[n])]
         cache_keys = [keys.dynamic(o.kind, o.guid, n) for o in objects for n in cached_names]
         raws = await self.store.execute("MGET", *cache_keys) if cache_keys else []
         cached = dict(zip(cache_keys, raws, strict=True))
@@ -206,7 +212,7 @@ class Repository:
                 self.counters["dynamic_miss"] += 1
                 value = await dyn.compute(obj, self)
                 values[name] = value
-                if dyn.timeout > 0:
+                if _cached(dyn):
                     writes.append(("SET", key, json.dumps(value), "EX", dyn.timeout))
             results.append(values)
         if writes:

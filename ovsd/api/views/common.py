@@ -1,0 +1,74 @@
+"""What every resource view shares: the list parameters and the generic list, fetch and patch handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ovsd.api.call import Call
+from ovsd.api.errors import forbidden
+from ovsd.api.params import Param
+from ovsd.dal.listing import list_objects
+from ovsd.dal.paging import envelope
+from ovsd.dal.query import ListSpec, parse_query, parse_sort
+from ovsd.dal.repository import DataObject, Repository
+from ovsd.dal.serializer import Contents, serialize_one
+
+LIST_PARAMS = (
+    Param("sort", str, where="query", description="comma-separated fields; -field descends; a.b follows relations"),
+    Param("page", str, where="query", description="page number (10 per page; v2: page_size)"),
+    Param("page_size", str, where="query", description="v2: 10, 25, 50 or 100"),
+    Param("contents", str, where="query", description="_dynamics, _relations, names, -name"),
+    Param("query", str, where="query", description='v2: {"type": "AND"|"OR", "items": [[field, op, value], ...]}'),
+)
+FETCH_PARAMS = (LIST_PARAMS[3],)
+
+
+def repository(call: Call) -> Repository:
+    repo = call.context.repository
+    assert repo is not None, "the node builds its repository before serving"
+    return repo
+
+
+async def list_answer(call: Call, kind: str, guids: list[str] | None = None) -> Any:
+    """A list in the negotiated version's shape: v1 a plain list, v2 the envelope (with page_size and query)."""
+    params = call.params
+    v2 = call.version >= 2
+    spec = ListSpec(
+        sort=tuple(parse_sort(params.get("sort"))),
+        query=parse_query(params["query"]) if v2 and params.get("query") else None,
+        page=params.get("page"),
+        page_size=params.get("page_size") if v2 else None,
+        version=call.version,
+    )
+    contents = Contents.parse(params.get("contents"))
+    items, paging, sort = await list_objects(repository(call), kind, spec, contents, guids)
+    if not v2:
+        return items
+    return envelope(items, paging, [str(k) for k in sort] if params.get("sort") else None,
+                    contents.tokens() if contents is not None else None)
+
+
+async def fetch_answer(call: Call, obj: DataObject) -> dict[str, Any]:
+    return await serialize_one(repository(call), obj, Contents.parse(call.params.get("contents")))
+
+
+async def patch_answer(call: Call, kind: str) -> dict[str, Any]:
+    """Apply the sent writable fields (the framework refused any other) and answer the whole object."""
+    repo = repository(call)
+    changes = {k: v for k, v in (call.body or {}).items()}
+    obj = await repo.update(kind, call.guid, changes) if changes else await repo.get(kind, call.guid)
+    return await serialize_one(repo, obj, None)
+
+
+def has_manage(call: Call) -> bool:
+    return call.identity is not None and "manage" in call.identity.roles
+
+
+def caller_guid(call: Call) -> str:
+    assert call.identity is not None
+    return call.identity.user_guid
+
+
+def require_self_or_manage(call: Call, user_guid: str | None, what: str) -> None:
+    if not has_manage(call) and user_guid != caller_guid(call):
+        raise forbidden(f"Only the owner or a manager can access this {what}")

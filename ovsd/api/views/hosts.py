@@ -1,0 +1,78 @@
+"""Management centers and pMachines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ovsd.api.call import Call
+from ovsd.api.declare import RWM, R, endpoint, resource
+from ovsd.api.errors import invalid_data, not_acceptable
+from ovsd.api.params import Param
+from ovsd.api.views.common import FETCH_PARAMS, LIST_PARAMS, fetch_answer, list_answer, patch_answer, repository
+from ovsd.controllers.mgmtcenter import tls_reachable
+from ovsd.dal.registry import TYPES
+from ovsd.dal.serializer import serialize_one
+
+resource("mgmtcenters", "mgmtcenter", summary="Hypervisor management centers")
+resource("pmachines", "pmachine", summary="Physical machines (hypervisors)")
+
+
+@endpoint(resource="mgmtcenters", method="GET", kind="list", roles=R, params=LIST_PARAMS, returns="list")
+async def list_mgmtcenters(call: Call) -> Any:
+    """List the management centers."""
+    return await list_answer(call, "mgmtcenter")
+
+
+@endpoint(resource="mgmtcenters", method="GET", kind="fetch", roles=R, params=FETCH_PARAMS)
+async def get_mgmtcenter(call: Call) -> Any:
+    """One management center."""
+    return await fetch_answer(call, await repository(call).get("mgmtcenter", call.guid))
+
+
+@endpoint(resource="mgmtcenters", method="POST", roles=RWM, params=(
+    Param("name", str), Param("username", str), Param("password", str), Param("ip", str), Param("port", int),
+    Param("type", str), Param("description", str, nullable=True),
+))
+async def create_mgmtcenter(call: Call) -> Any:
+    """Register a management center once a TLS connection to ip:port succeeds (else 406)."""
+    values = dict(call.params)
+    for name in ("name", "username", "password", "ip", "port", "type"):
+        if values.get(name) in (None, ""):
+            raise invalid_data(f"Invalid data passed: {name} is mandatory")
+    problem = TYPES["mgmtcenter"].prop_by_name["type"].check(values["type"])
+    if problem:
+        raise invalid_data(f"Invalid data passed: type {problem}")
+    if not 0 < values["port"] < 65536:
+        raise invalid_data("Invalid data passed: port must be between 1 and 65535")
+    if not await tls_reachable(call.context.reactor, values["ip"], values["port"]):
+        raise not_acceptable("The given information is invalid.")
+    repo = repository(call)
+    return await serialize_one(repo, await repo.create("mgmtcenter", values), None)
+
+
+@endpoint(resource="mgmtcenters", method="DELETE", roles=RWM, returns="none")
+async def delete_mgmtcenter(call: Call) -> None:
+    """Remove a management center; its pMachines stay, unlinked."""
+    repo = repository(call)
+    await repo.get("mgmtcenter", call.guid)
+    for pmachine in await repo.reverse_guids("mgmtcenter", call.guid, "pmachines"):
+        await repo.update("pmachine", pmachine, {"mgmtcenter_guid": None})
+    await repo.delete("mgmtcenter", call.guid)
+
+
+@endpoint(resource="pmachines", method="GET", kind="list", roles=R, params=LIST_PARAMS, returns="list")
+async def list_pmachines(call: Call) -> Any:
+    """List the pMachines."""
+    return await list_answer(call, "pmachine")
+
+
+@endpoint(resource="pmachines", method="GET", kind="fetch", roles=R, params=FETCH_PARAMS)
+async def get_pmachine(call: Call) -> Any:
+    """One pMachine."""
+    return await fetch_answer(call, await repository(call).get("pmachine", call.guid))
+
+
+@endpoint(resource="pmachines", method="PATCH", roles=RWM, fields=TYPES["pmachine"].writable_fields())
+async def patch_pmachine(call: Call) -> Any:
+    """Change a pMachine's writable fields."""
+    return await patch_answer(call, "pmachine")

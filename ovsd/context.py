@@ -9,8 +9,12 @@ from ovsd.config import Config
 from ovsd.store.connection import Store
 
 if TYPE_CHECKING:
+    from ovsd.agent.service import NodeAgent
     from ovsd.api.identity import Authenticator
     from ovsd.dal.repository import Repository
+    from ovsd.messages.bus import MessageBus
+    from ovsd.tasks.engine import TaskEngine
+    from ovsd.tasks.worker import TaskWorker
 
 
 @dataclass
@@ -24,3 +28,10 @@ class NodeContext:
     authenticator: Authenticator | None = None
     # the object model (users, clients, tokens, StorageRouters …); set once the node has built it
     repository: Repository | None = None
+    # the task engine (enqueue, wait, revoke, overview), the message bus (long-polls), this node's agent
+    # and task worker; set by makeService (tests set what they use)
+    tasks: TaskEngine | None = None
+    messages: MessageBus | None = None
+    agent: NodeAgent | None = None
+    worker: TaskWorker | None = None
+    started_at: float = 0.0

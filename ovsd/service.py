@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -10,16 +11,22 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ovsd import tls
+from ovsd.agent.launcher import Launchers
+from ovsd.agent.service import NodeAgent
+from ovsd.agent.supervisor import DriverSupervisor
 from ovsd.api.service import ApiService
 from ovsd.auth.authenticator import BearerAuthenticator
 from ovsd.config import Config
 from ovsd.context import NodeContext
+from ovsd.controllers import load_controllers
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.dal.repository import Repository
 from ovsd.logfile import LogService
+from ovsd.messages import MessageBus, publish_event, publish_task_complete
 from ovsd.notify import NotifyService
-from ovsd.store.connection import Store
+from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.embedded import EmbeddedStoreServer
+from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
 
 log = Logger()
 
@@ -71,18 +78,52 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
         EmbeddedStoreServer(config.store_dir, reactor).setServiceParent(top)
     store = Store(config.store.url, config.store_dir, reactor)
     store.setServiceParent(top)
-    context = NodeContext(config=config, store=store, reactor=reactor)
+    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
     repository = Repository(context, clock=reactor.seconds)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
+    load_controllers()  # their @task declarations must be registered before the worker starts
+
+    async def publish_completion(task_id: str, record: Mapping[str, Any]) -> None:
+        await publish_task_complete(store, task_id)
+
+    async def announce(event_type: str, metadata: Mapping[str, Any]) -> None:
+        await publish_event(store, event_type, metadata)
+
+    launchers = Launchers(config.storagedriver)  # a bad command template stops the daemon here
+    supervisor = DriverSupervisor(reactor, config.storagedriver)
+    supervisor.setServiceParent(top)
+    agent = NodeAgent(context, repository, supervisor, launchers, announce)
+    supervisor.on_change = agent.driver_changed
+    context.agent = agent
+    engine = TaskEngine(store, DEFAULT_REGISTRY, config.node.machine_id, reactor, on_complete=publish_completion)
+    engine.setServiceParent(top)
+    context.tasks = engine
+    worker = TaskWorker(
+        context, config.node.machine_id, config.worker.concurrency, DEFAULT_REGISTRY, reactor,
+        on_complete=publish_completion, on_heartbeat=agent.worker_heartbeat,
+        heartbeat_interval=config.agent.heartbeat_interval,
+    )
+    worker.setServiceParent(top)
+    context.worker = worker
+    bus = MessageBus(store, reactor)
+    bus.setServiceParent(top)
+    context.messages = bus
+    agent.setServiceParent(top)
     api = ApiService(context)
     api.setServiceParent(top)
 
     async def ready() -> None:
         await api.when_listening()
-        await store.wait_until_available()
-        # the admin user exists before the node says it is ready
-        await bootstrap(repository, config)
+        while True:
+            await store.wait_until_available()
+            try:
+                # the admin user exists, and this node is registered, before the node says it is ready
+                await bootstrap(repository, config)
+                break
+            except StoreUnavailable:
+                log.warn("bootstrap interrupted: the store went away; retrying")
+        await agent.when_registered()
 
     NotifyService(ready, reactor).setServiceParent(top)
     return top

@@ -319,6 +319,27 @@ class Repository:
             return DataObject(kind=kind, guid=guid, data=new, version=version)
         raise VersionConflict(f"{kind} {guid} kept changing; gave up after {MAX_UPDATE_ATTEMPTS} attempts")
 
+    async def modify(
+        self, kind: str, guid: str, change: Callable[[dict[str, Any]], Mapping[str, Any]],
+    ) -> DataObject:
+        """Apply ``change`` (fresh stored fields -> changed fields) until it lands on an unchanged object.
+
+        For read-modify-write of one field's inside (a key of a dict property such as ``heartbeats``): two
+        writers of different keys both survive, because each change is recomputed on the latest version.
+        """
+        t = self.types[kind]
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = await self.get(kind, guid)
+            changes = change(dict(current.data))
+            self._validate(t, changes, complete=False)
+            new = {**current.data, **changes}
+            try:
+                version = await self._save(t, guid, current.version, current.data, new)
+            except VersionConflict:
+                continue
+            return DataObject(kind=kind, guid=guid, data=new, version=version)
+        raise VersionConflict(f"{kind} {guid} kept changing; gave up after {MAX_UPDATE_ATTEMPTS} attempts")
+
     async def delete(self, kind: str, guid: str) -> None:
         t = self.types[kind]
         for _ in range(MAX_UPDATE_ATTEMPTS):

@@ -7,8 +7,11 @@ from typing import Any, Protocol
 
 
 class Thresholds(Protocol):
-    warning_after: float
-    failure_after: float
+    @property
+    def warning_after(self) -> float: ...
+
+    @property
+    def failure_after(self) -> float: ...
 
 
 def storagerouter_status(heartbeats: Mapping[str, Any], now: float, thresholds: Thresholds) -> str:

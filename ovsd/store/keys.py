@@ -83,3 +83,13 @@ TASKS_REVOKED = f"{PREFIX}tasks:revoked"
 TASKS_DONE = f"{PREFIX}tasks:done"
 #: hash machine_id -> worker name (ovsd@<node name>), written by each node's worker when it starts
 TASK_WORKERS = f"{PREFIX}tasks:workers"
+
+
+def storagerouter_status(guid: str) -> str:
+    """The last status announced for a StorageRouter (so one node, not every node, fires the event)."""
+    return f"{PREFIX}srstatus:{guid}"
+
+
+def driver_live(guid: str) -> str:
+    """A StorageDriver's process state as its node last pushed it (expires when the node stops pushing)."""
+    return f"{PREFIX}sd:{guid}:live"

@@ -172,3 +172,21 @@ async def test_dynamics_are_cached_with_their_timeout(repo: Repository, store: S
     assert 0 < int(ttl) <= 86400
     await repo.dynamics([client], ["client_id"])
     assert repo.counters["dynamic_hit"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_modify_merges_concurrent_changes_inside_a_dict(repo: Repository) -> None:
+    pm = await repo.create("pmachine", {"name": "pm", "ip": "10.0.0.1", "hvtype": "KVM"})
+    sr = await repo.create("storagerouter", {"name": "sr", "machine_id": "m1", "ip": "10.0.0.1",
+                                             "pmachine_guid": pm.guid})
+
+    def beat(component: str, at: int):  # type: ignore[no-untyped-def]
+        return lambda data: {"heartbeats": {**data["heartbeats"], component: at}}
+
+    await defer.gatherResults([
+        defer.ensureDeferred(repo.modify("storagerouter", sr.guid, beat(c, i)))
+        for i in range(10) for c in ("process", "celery")
+    ])
+    final = await repo.get("storagerouter", sr.guid)
+    assert set(final.data["heartbeats"]) == {"process", "celery"}
+    assert final.version == 21

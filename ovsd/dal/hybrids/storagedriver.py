@@ -1,6 +1,21 @@
 """StorageDriver: the process serving one vPool on one StorageRouter."""
 
+import json
+from typing import Any
+
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
+from ovsd.store import keys
+
+
+def _live(field: str) -> Any:
+    """A dynamic read from the state the StorageDriver's node pushed (null once that node stopped pushing)."""
+
+    async def compute(obj: Any, repo: Any) -> Any:
+        raw = await repo.store.execute("GET", keys.driver_live(obj.guid))
+        return json.loads(raw).get(field) if raw else None
+
+    return compute
+
 
 TYPE = ObjectType(
     kind="storagedriver",
@@ -27,7 +42,11 @@ TYPE = ObjectType(
         Relation("storagerouter", "storagerouter", "storagedrivers", mandatory=True, writable=False),
     ],
     dynamics=[
-        dynamic_of("status", str, 0, doc="RUNNING | HALTED | FAILURE of its process (null until the node reports)"),
+        dynamic_of("status", str, 0, _live("status"),
+                   "RUNNING | HALTED | FAILURE of its process, as its node reports it (null when not reported)"),
+        dynamic_of("pid", int, 0, _live("pid"), "pid of its process on its node"),
+        dynamic_of("restarts", int, 0, _live("restarts"), "restarts of its process after crashes"),
+        dynamic_of("last_exit", str, 0, _live("last_exit"), "how its process last ended (exit code or signal)"),
         dynamic_of("statistics", dict, 5, doc="Aggregated vDisk statistics (null until the data plane exists)"),
         dynamic_of("stored_data", int, 60, doc="Data stored (null until the data plane exists)"),
     ],

@@ -1,0 +1,175 @@
+"""The agent: this node's registration, heartbeats, liveness, status announcements and storagedrivers.
+
+Every ``heartbeat_interval`` it writes ``heartbeats.process`` of its StorageRouter and refreshes the node's
+liveness key (read by the task engine to fail node-bound tasks fast), keeps this node's storagedriver
+processes in line with the model, pushes their state as node-owned live data, and announces status
+changes of every StorageRouter — so a dead node's change is still announced, by whichever node sees it
+first (an atomic swap of the last announced status makes that exactly one node).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from ovsd.agent.launcher import LaunchError, Launchers
+from ovsd.agent.registration import register_node
+from ovsd.agent.supervisor import DriverState, DriverSupervisor
+from ovsd.context import NodeContext
+from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
+from ovsd.dal.status import storagerouter_status
+from ovsd.store import keys
+from ovsd.store.connection import StoreUnavailable
+
+log = Logger()
+
+PublishEvent = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
+
+
+class NodeAgent(Service):
+    """Watches this node and does what only this node can do."""
+
+    name = "agent"
+
+    def __init__(
+        self, context: NodeContext, repository: Repository, supervisor: DriverSupervisor, launchers: Launchers,
+        publish_event: PublishEvent,
+    ) -> None:
+        self.context = context
+        self.repo = repository
+        self.store = context.store
+        self.config = context.config
+        self.supervisor = supervisor
+        self.launchers = launchers
+        self.publish_event = publish_event
+        self.storagerouter_guid: str | None = None
+        self._loop: task.LoopingCall | None = None
+        self._beating: defer.Deferred[None] | None = None
+        self._registered: list[defer.Deferred[str]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        self._loop = task.LoopingCall(self._tick)
+        self._loop.clock = self.context.reactor
+        self._loop.start(self.config.agent.heartbeat_interval, now=True).addErrback(
+            lambda f: log.failure("agent loop stopped", f))
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return self._beating if self._beating is not None and not self._beating.called else None
+
+    def when_registered(self) -> defer.Deferred[str]:
+        """Fires with this node's StorageRouter guid once it is registered."""
+        if self.storagerouter_guid is not None:
+            return defer.succeed(self.storagerouter_guid)
+        d: defer.Deferred[str] = defer.Deferred()
+        self._registered.append(d)
+        return d
+
+    def _tick(self) -> defer.Deferred[None] | None:
+        if self._beating is not None and not self._beating.called:
+            return None  # the previous beat is still at work (a slow store): never pile up
+        self._beating = defer.ensureDeferred(self.beat())
+        return self._beating
+
+    async def beat(self) -> None:
+        """One heartbeat: register if needed, write the heartbeat, sync drivers, announce status changes."""
+        try:
+            if self.storagerouter_guid is None:
+                router = await register_node(self.repo, self.config)
+                self.storagerouter_guid = router.guid
+                waiting, self._registered = self._registered, []
+                for d in waiting:
+                    d.callback(router.guid)
+            await self.heartbeat("process")
+            await self.store.execute("SET", keys.node_live(self.config.node.machine_id), self.storagerouter_guid,
+                                     "PX", int(self.config.agent.failure_after * 1000))
+            await self.sync_drivers()
+            await self.push_driver_states()
+            await self.announce_status_changes()
+        except StoreUnavailable:
+            log.warn("heartbeat skipped: the store is unavailable")
+        except Exception:
+            log.failure("heartbeat failed")
+
+    # --- heartbeats ------------------------------------------------------------------------------------
+    async def heartbeat(self, component: str) -> None:
+        """Record that a component of this node (``process``: the agent, ``celery``: the task worker) is alive."""
+        guid = self.storagerouter_guid
+        if guid is None:
+            return
+        now = int(self.repo.now())
+        await self.repo.modify("storagerouter", guid,
+                               lambda data: {"heartbeats": {**(data.get("heartbeats") or {}), component: now}})
+
+    async def worker_heartbeat(self) -> None:
+        try:
+            await self.heartbeat("celery")
+        except StoreUnavailable:
+            log.warn("worker heartbeat skipped: the store is unavailable")
+
+    # --- status ----------------------------------------------------------------------------------------
+    async def announce_status_changes(self) -> None:
+        routers = await self.repo.load_all("storagerouter")
+        now = self.repo.now()
+        for router in routers:
+            status = storagerouter_status(router.data.get("heartbeats") or {}, now, self.config.agent)
+            previous = await self.store.execute("SET", keys.storagerouter_status(router.guid), status, "GET")
+            if previous is not None and previous != status:
+                log.info("StorageRouter {name} is {status} (was {previous})", name=router.data.get("name"),
+                         status=status, previous=previous)
+                await self.publish_event("storagerouter_status_changed", {
+                    "storagerouter_guid": router.guid, "name": router.data.get("name"), "status": status,
+                    "previous": previous,
+                })
+
+    # --- storagedrivers --------------------------------------------------------------------------------
+    async def my_storagedrivers(self) -> list[DataObject]:
+        assert self.storagerouter_guid is not None
+        guids = await self.repo.reverse_guids("storagerouter", self.storagerouter_guid, "storagedrivers")
+        return await self.repo.get_many("storagedriver", guids)
+
+    async def sync_drivers(self) -> None:
+        """Run a process for every StorageDriver of this node, and none for those that are gone."""
+        drivers = await self.my_storagedrivers()
+        wanted = {d.guid for d in drivers}
+        for guid in set(self.supervisor.states()) - wanted:
+            await self.supervisor.remove(guid)
+            await self.store.execute("DEL", keys.driver_live(guid))
+        for driver in drivers:
+            try:
+                vpool = await self.repo.get("vpool", str(driver.data["vpool_guid"]))
+                spec = self.launchers.launch_spec({**driver.data, "guid": driver.guid}, vpool.data)
+            except (ObjectNotFound, LaunchError) as e:
+                log.error("cannot launch storagedriver {guid}: {error}", guid=driver.guid, error=str(e))
+                continue
+            self.supervisor.ensure(driver.guid, spec)
+
+    async def push_driver_states(self) -> None:
+        for guid, state in self.supervisor.states().items():
+            await self.push_driver_state(guid, state)
+
+    async def push_driver_state(self, guid: str, state: DriverState) -> None:
+        document = json.dumps({**state.as_dict(), "pushed_at": self.repo.now()})
+        await self.store.execute("SET", keys.driver_live(guid), document, "PX",
+                                 int(self.config.agent.failure_after * 1000))
+
+    async def driver_changed(self, guid: str, state: DriverState, old_status: str | None) -> None:
+        """The supervisor's report: push the new state at once, announce a status change."""
+        try:
+            await self.push_driver_state(guid, state)
+            if state.status != old_status:
+                await self.publish_event("storagedriver_status_changed", {
+                    "storagedriver_guid": guid, "status": state.status, "previous": old_status,
+                    "pid": state.pid, "restarts": state.restarts, "last_exit": state.last_exit,
+                })
+        except StoreUnavailable:
+            log.warn("storagedriver {guid} state not pushed: the store is unavailable", guid=guid)

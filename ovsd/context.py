@@ -10,6 +10,7 @@ from ovsd.store.connection import Store
 
 if TYPE_CHECKING:
     from ovsd.agent.service import NodeAgent
+    from ovsd.api.http import ApiSite
     from ovsd.api.identity import Authenticator
     from ovsd.dal.repository import Repository
     from ovsd.messages.bus import MessageBus
@@ -35,3 +36,4 @@ class NodeContext:
     agent: NodeAgent | None = None
     worker: TaskWorker | None = None
     started_at: float = 0.0
+    api_site: ApiSite | None = None

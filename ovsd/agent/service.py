@@ -51,6 +51,7 @@ class NodeAgent(Service):
         self._loop: task.LoopingCall | None = None
         self._beating: defer.Deferred[None] | None = None
         self._registered: list[defer.Deferred[str]] = []
+        self._worker_beat_pending = False
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def startService(self) -> None:
@@ -89,9 +90,12 @@ class NodeAgent(Service):
                 waiting, self._registered = self._registered, []
                 for d in waiting:
                     d.callback(router.guid)
+                if self._worker_beat_pending:
+                    await self.heartbeat("celery")
             await self.heartbeat("process")
-            await self.store.execute("SET", keys.node_live(self.config.node.machine_id), self.storagerouter_guid,
-                                     "PX", int(self.config.agent.failure_after * 1000))
+            await self.store.execute("SET", keys.node_live(self.config.node.machine_id),
+                                     json.dumps(self.live_figures()), "PX",
+                                     int(self.config.agent.failure_after * 1000))
             await self.sync_drivers()
             await self.push_driver_states()
             await self.announce_status_changes()
@@ -111,10 +115,28 @@ class NodeAgent(Service):
                                lambda data: {"heartbeats": {**(data.get("heartbeats") or {}), component: now}})
 
     async def worker_heartbeat(self) -> None:
+        if self.storagerouter_guid is None:
+            # the worker beat before this node was registered: record that beat right after registration
+            self._worker_beat_pending = True
+            return
         try:
             await self.heartbeat("celery")
         except StoreUnavailable:
             log.warn("worker heartbeat skipped: the store is unavailable")
+
+    def live_figures(self) -> dict[str, Any]:
+        """This node's figures for /api/statistics, pushed with every heartbeat (gone when the node is)."""
+        context = self.context
+        api = context.api_site
+        waits = (context.messages.waiter_count if context.messages else 0) + (
+            context.tasks.waiting if context.tasks else 0)
+        return {
+            "storagerouter_guid": self.storagerouter_guid, "node": self.config.node.name,
+            "machine_id": self.config.node.machine_id, "requests": api.requests if api else 0,
+            "active_waits": waits, "tasks_running": context.worker.running_tasks if context.worker else 0,
+            "uptime": round(self.repo.now() - context.started_at, 3), "pushed_at": self.repo.now(),
+            "dal": dict(self.repo.counters),
+        }
 
     # --- status ----------------------------------------------------------------------------------------
     async def announce_status_changes(self) -> None:

@@ -45,6 +45,7 @@ class ApiSite(server.Site):
         super().__init__(root, **kwargs)
         self.clock = clock
         self.in_flight = 0
+        self.requests = 0  # answered since start (for /api/statistics)
         self._drained: list[defer.Deferred[None]] = []
         self.noisy = False
         self.access_log = False
@@ -70,6 +71,7 @@ class ApiSite(server.Site):
             super().log(request)
 
     def request_started(self, request: server.Request) -> None:
+        self.requests += 1
         self.in_flight += 1
         request.notifyFinish().addBoth(self._request_done)
 

@@ -31,6 +31,7 @@ class ApiService(Service):
         self.site = ApiSite(BodyLimitResource(self.api.app.resource()), clock=context.reactor)
         self.site.access_log = context.config.log.level == "debug"
         self.api.site = self.site
+        context.api_site = self.site
         self.port: IListeningPort | None = None
         self._listening: list[defer.Deferred[IListeningPort]] = []
 

@@ -74,12 +74,14 @@ class TaskWorker(Service):
         self._loop: defer.Deferred[None] | None = None
         self._timers: list[task.LoopingCall] = []
         self._stopping = False
+        self._reading = False
 
     # --- state -----------------------------------------------------------------------------------------
     @property
     def running_tasks(self) -> int:
         """Tasks being run right now (for statistics)."""
-        return self.concurrency - self._slots.tokens
+        # the reading loop holds a slot while it blocks on the queues: that slot runs no task
+        return self.concurrency - self._slots.tokens - (1 if self._reading else 0)
 
     def _stopping_now(self) -> bool:
         return self._stopping
@@ -168,6 +170,7 @@ class TaskWorker(Service):
                  queue=self.queue, shared=keys.SHARED_QUEUE, concurrency=self.concurrency)
         while not self._stopping:
             await self._slots.acquire()
+            self._reading = True
             try:
                 entries = await self._read(self._slots.tokens + 1)
             except (StoreUnavailable, txredisapi.ResponseError) as e:
@@ -190,6 +193,8 @@ class TaskWorker(Service):
                 log.failure("task worker read failed")
                 await self._pause()
                 continue
+            finally:
+                self._reading = False
             if not entries:
                 self._slots.release()
                 continue

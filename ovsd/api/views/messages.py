@@ -1,0 +1,53 @@
+"""Messages (contract §8): subscriptions and the long-poll, served by any node for any subscriber."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ovsd.api.call import Call
+from ovsd.api.declare import R, endpoint, resource
+from ovsd.api.params import Param
+from ovsd.messages import http as messages
+from ovsd.messages.bus import MessageBus
+
+resource("messages", "message", key="sid", key_type="int",
+         summary="Long-poll of messages (TASK_COMPLETE, EVENT) for GUIs; <sid> is the subscriber's integer id")
+
+
+def bus(call: Call) -> MessageBus:
+    b = call.context.messages
+    assert b is not None, "the node builds its message bus before serving"
+    return b
+
+
+@endpoint(resource="messages", method="GET", kind="list", roles=R, returns="list")
+async def subscribed(call: Call) -> Any:
+    """Every message type someone is subscribed to."""
+    return await messages.subscribed_types(call.context.store)
+
+
+@endpoint(resource="messages", method="GET", kind="fetch", roles=R, returns="list")
+async def subscriptions(call: Call) -> Any:
+    """The types this subscriber is subscribed to."""
+    return await messages.subscriber_types(call.context.store, call.key)
+
+
+@endpoint(resource="messages", method="POST", action="subscribe", roles=R, returns="list")
+async def subscribe(call: Call) -> Any:
+    """Subscribe to a JSON array of types (replacing earlier ones); answers the accepted types."""
+    return await messages.subscribe(call.context.store, call.key, call.body)
+
+
+@endpoint(resource="messages", method="GET", link="last", roles=R, returns="value")
+async def last(call: Call) -> Any:
+    """The id of the last message (0 when none)."""
+    return await messages.last(call.context.store, call.key)
+
+
+@endpoint(resource="messages", method="GET", link="wait", roles=R, returns="object", params=(
+    Param("message_id", str, mandatory=True, where="query"), Param("timeout", str, where="query"),
+))
+async def wait(call: Call) -> Any:
+    """Messages after message_id of the subscriber's types, as soon as there are some (or at the timeout)."""
+    return await messages.wait(bus(call), call.key, call.params["message_id"], call.params.get("timeout"),
+                               disconnected=call.request.notifyFinish())

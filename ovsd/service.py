@@ -106,12 +106,14 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
     )
     worker.setServiceParent(top)
     context.worker = worker
-    bus = MessageBus(store, reactor)
-    bus.setServiceParent(top)
-    context.messages = bus
     agent.setServiceParent(top)
     api = ApiService(context)
     api.setServiceParent(top)
+    # the bus stops before the API drains: it answers the held long-polls at once, so a stop is not held
+    # up by GUIs waiting for messages
+    bus = MessageBus(store, reactor)
+    bus.setServiceParent(top)
+    context.messages = bus
 
     async def ready() -> None:
         await api.when_listening()

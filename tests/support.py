@@ -119,8 +119,8 @@ class TwistdNode:
             if self.process.poll() is not None:
                 raise AssertionError(f"ovsd exited with {self.process.returncode}:\n{self.log_text()}")
             try:
-                status, _ = self.get("/api")
-                if status == 200:
+                # ready = what systemd is told: listening, store up, bootstrapped, registered
+                if "node ready" in self.log_text() and self.get("/api")[0] == 200:
                     return
             except OSError:
                 pass

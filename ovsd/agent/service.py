@@ -17,12 +17,12 @@ from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from ovsd.agent.announcements import StatusAnnouncer
 from ovsd.agent.launcher import LaunchError, Launchers
 from ovsd.agent.registration import register_node
 from ovsd.agent.supervisor import DriverState, DriverSupervisor
 from ovsd.context import NodeContext
 from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
-from ovsd.dal.status import storagerouter_status
 from ovsd.store import keys
 from ovsd.store.connection import StoreUnavailable
 
@@ -35,6 +35,7 @@ class NodeAgent(Service):
     """Watches this node and does what only this node can do."""
 
     name = "agent"
+    register_retry = 0.2
 
     def __init__(
         self, context: NodeContext, repository: Repository, supervisor: DriverSupervisor, launchers: Launchers,
@@ -47,7 +48,10 @@ class NodeAgent(Service):
         self.supervisor = supervisor
         self.launchers = launchers
         self.publish_event = publish_event
+        self.announcer = StatusAnnouncer(context.store, context.config.agent, publish_event)
         self.storagerouter_guid: str | None = None
+        #: when this agent's own loop last completed a heartbeat (clock seconds)
+        self._last_beat: float | None = None
         self._loop: task.LoopingCall | None = None
         self._beating: defer.Deferred[None] | None = None
         self._registered: list[defer.Deferred[str]] = []
@@ -93,6 +97,7 @@ class NodeAgent(Service):
                 if self._worker_beat_pending:
                     await self.heartbeat("celery")
             await self.heartbeat("process")
+            self._last_beat = self.context.reactor.seconds()
             await self.store.execute("SET", keys.node_live(self.config.node.machine_id),
                                      json.dumps(self.live_figures()), "PX",
                                      int(self.config.agent.failure_after * 1000))
@@ -101,28 +106,47 @@ class NodeAgent(Service):
             await self.announce_status_changes()
         except StoreUnavailable:
             log.warn("heartbeat skipped: the store is unavailable")
+            if self.storagerouter_guid is None and self.running:
+                # not registered yet: try again soon rather than a whole heartbeat interval later
+                self.context.reactor.callLater(self.register_retry, self._tick)
         except Exception:
             log.failure("heartbeat failed")
 
     # --- heartbeats ------------------------------------------------------------------------------------
-    async def heartbeat(self, component: str) -> None:
-        """Record that a component of this node (``process``: the agent, ``celery``: the task worker) is alive."""
+    async def heartbeat(self, *components: str) -> None:
+        """Record that components of this node (``process``: the agent, ``celery``: the task worker) are alive."""
         guid = self.storagerouter_guid
         if guid is None:
             return
-        now = int(self.repo.now())
+        # milliseconds, not whole seconds: a truncated beat looks up to 1 s older than it is, which with
+        # short intervals (1 s beats, WARNING after 2 s) makes a healthy node flap to WARNING
+        now = round(self.repo.now(), 3)
+        beats = dict.fromkeys(components, now)
         await self.repo.modify("storagerouter", guid,
-                               lambda data: {"heartbeats": {**(data.get("heartbeats") or {}), component: now}})
+                               lambda data: {"heartbeats": {**(data.get("heartbeats") or {}), **beats}})
 
     async def worker_heartbeat(self) -> None:
         if self.storagerouter_guid is None:
             # the worker beat before this node was registered: record that beat right after registration
             self._worker_beat_pending = True
             return
+        components = ["celery"]
+        if self._agent_beating():
+            # the worker runs in this process, so while the agent's own loop beats too the worker's beat
+            # proves the process alive as well. Stamped together, "process" never lags "celery": a node
+            # that dies is WARNING for the whole gap between warning_after and failure_after, then FAILURE
+            # (a lagging process beat could make FAILURE come first, with no WARNING at all)
+            components.append("process")
         try:
-            await self.heartbeat("celery")
+            await self.heartbeat(*components)
         except StoreUnavailable:
             log.warn("worker heartbeat skipped: the store is unavailable")
+
+    def _agent_beating(self) -> bool:
+        """Whether the agent's loop completed a heartbeat within the last two intervals."""
+        last = self._last_beat
+        window = 2 * self.config.agent.heartbeat_interval
+        return last is not None and self.context.reactor.seconds() - last <= window
 
     def live_figures(self) -> dict[str, Any]:
         """This node's figures for /api/statistics, pushed with every heartbeat (gone when the node is)."""
@@ -140,18 +164,9 @@ class NodeAgent(Service):
 
     # --- status ----------------------------------------------------------------------------------------
     async def announce_status_changes(self) -> None:
+        """Announce the status changes of every StorageRouter (see ovsd.agent.announcements)."""
         routers = await self.repo.load_all("storagerouter")
-        now = self.repo.now()
-        for router in routers:
-            status = storagerouter_status(router.data.get("heartbeats") or {}, now, self.config.agent)
-            previous = await self.store.execute("SET", keys.storagerouter_status(router.guid), status, "GET")
-            if previous is not None and previous != status:
-                log.info("StorageRouter {name} is {status} (was {previous})", name=router.data.get("name"),
-                         status=status, previous=previous)
-                await self.publish_event("storagerouter_status_changed", {
-                    "storagerouter_guid": router.guid, "name": router.data.get("name"), "status": status,
-                    "previous": previous,
-                })
+        await self.announcer.announce(routers, self.repo.now())
 
     # --- storagedrivers --------------------------------------------------------------------------------
     async def my_storagedrivers(self) -> list[DataObject]:

@@ -248,3 +248,58 @@ def test_non_editable_install_registers_the_twistd_plugin(tmp_path: Path) -> Non
         capture_output=True, cwd=tmp_path, check=True,
     )
     assert str(site) in listing.stdout.decode()
+
+
+def _admin_token(node: TwistdNode) -> str:
+    from urllib.parse import urlencode
+
+    status, body, _ = node.request(
+        "POST", "/api/oauth2/token/",
+        body=urlencode({"grant_type": "password", "username": "admin", "password": "admin-secret-pw"}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200, body
+    return str(body["access_token"])
+
+
+def test_sigterm_lets_a_request_in_flight_finish(node: TwistdNode) -> None:
+    import threading
+
+    node.start()
+    node.wait_ready()
+    token = _admin_token(node)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json; version=1"}
+    node.request("POST", "/api/messages/4242/subscribe/", body=b'["EVENT"]',
+                 headers={**headers, "Content-Type": "application/json"})
+    answers: list[tuple[int, object]] = []
+
+    def long_poll() -> None:
+        status, body, _ = node.request("GET", "/api/messages/4242/wait/?message_id=999999&timeout=30",
+                                       headers=headers, timeout=30)
+        answers.append((status, body))
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    time.sleep(0.5)  # the long-poll is now held by the daemon
+    started = time.monotonic()
+    assert node.stop(signal.SIGTERM, timeout=15) == 0
+    poller.join(5)
+    assert answers and answers[0][0] == 200, answers  # answered, not cut off
+    assert time.monotonic() - started < 10
+
+
+def test_json_log_file_has_named_fields(tmp_path: Path) -> None:
+    import json
+
+    log_file = tmp_path / "ovsd.jsonl"
+    n = TwistdNode(tmp_path / "n1", extra={"log": {"json_file": str(log_file), "level": "info"}})
+    try:
+        n.start()
+        n.wait_ready()
+        assert n.stop() == 0
+    finally:
+        n.kill()
+    events = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    listening = [e for e in events if e.get("log_format", "").startswith("API listening on")]
+    assert listening and listening[0]["port"] == n.port and listening[0]["host"] == "127.0.0.1"
+    assert not [e for e in events if e.get("log_level", {}).get("name") == "debug"]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
+import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
 
 import ovsd
 from ovsd.apiclient import ApiClient, ApiFailure
@@ -114,12 +120,129 @@ def cmd_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_state(client: ApiClient, task_id: str) -> dict[str, Any]:
+    return dict(client.request("GET", f"/api/tasks/{task_id}/"))
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Follow a task to its end: long-polls of GET /api/tasks/<id>/get/, its progress as a bar."""
+    client = _client(args)
+    task_id = args.task_id
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    bar = tqdm(total=100, desc=f"task {task_id[:8]}", unit="%", file=sys.stderr, leave=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]{postfix}")
+    try:
+        while True:
+            poll = args.interval if deadline is None else max(0.0, min(args.interval, deadline - time.monotonic()))
+            try:
+                # answers at the task's end, or after `poll` seconds with the task still going
+                client.request("GET", f"/api/tasks/{task_id}/get/?timeout={poll:g}", timeout=poll + 30)
+            except ApiFailure as e:
+                if e.status != 406:  # 406 is the task's own failure (or revocation): reported below
+                    raise
+            # the task object says which of the two happened (a result may look like anything)
+            state = _task_state(client, task_id)
+            status = state["status"]
+            progress = 100 if status == "SUCCESS" else state.get("progress")
+            if progress is not None and progress > bar.n:
+                bar.update(progress - bar.n)
+            bar.set_postfix_str(status)
+            if state["ready"]:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                bar.close()
+                sys.stderr.write(f"ovsctl: task {task_id} is still {status} after {args.timeout:g} s\n")
+                return 1
+    finally:
+        bar.close()
+    if status == "SUCCESS":
+        print(json.dumps(state["result"]))
+        return 0
+    detail = state["result"] if status == "FAILURE" else "revoked before it started"
+    sys.stderr.write(f"ovsctl: task {task_id} {status}: {detail}\n")
+    return 1
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Print messages as they arrive (one JSON object a line), from the messages long-poll."""
+    client = _client(args)
+    sid = args.sid if args.sid is not None else secrets.randbelow(9 * 10**9) + 10**9  # 10 digits, as the GUI
+    types = client.request("POST", f"/api/messages/{sid}/subscribe/", ["TASK_COMPLETE", "EVENT"])
+    last = int(client.request("GET", f"/api/messages/{sid}/last/"))
+    sys.stderr.write(f"subscriber {sid} ({', '.join(types)}), from message {last}\n")
+    sys.stderr.flush()
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    printed = 0
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            wait = 60.0 if deadline is None else max(0.0, min(60.0, deadline - time.monotonic()))
+            body = client.request("GET", f"/api/messages/{sid}/wait/?message_id={last}&timeout={wait:g}",
+                                  timeout=wait + 30)
+            if body.get("missed"):
+                sys.stderr.write(f"ovsctl: messages after {last} were dropped before they could be read\n")
+            for message in body["messages"]:
+                print(json.dumps(message, separators=(",", ":")), flush=True)
+                printed += 1
+                if args.count is not None and printed >= args.count:
+                    return 0
+            last = int(body["last_message_id"])
+    except KeyboardInterrupt:
+        return 130
+    # the time is up: that is the end asked for, unless a count of messages was asked for too
+    return 1 if args.count is not None else 0
+
+
+def cluster_status(client: ApiClient, now: float) -> dict[str, list[dict[str, Any]]]:
+    """Every StorageRouter (status, heartbeat ages in s) and every StorageDriver (process status, restarts)."""
+    routers = client.request("GET", "/api/storagerouters/?contents=status")
+    drivers = client.request("GET", "/api/storagedrivers/?contents=status,pid,restarts,last_exit,storagerouter,vpool")
+    router_names = {r["guid"]: r["name"] for r in routers}
+    vpool_names = {v["guid"]: v["name"] for v in client.request("GET", "/api/vpools/?contents=")}
+    return {
+        "storagerouters": [{
+            "guid": r["guid"], "name": r["name"], "ip": r["ip"], "machine_id": r["machine_id"], "status": r["status"],
+            "heartbeat_ages": {k: round(now - float(v), 1) for k, v in sorted((r.get("heartbeats") or {}).items())},
+        } for r in routers],
+        "storagedrivers": [{
+            "guid": d["guid"], "name": d["name"], "storagerouter": router_names.get(d["storagerouter_guid"]),
+            "storagerouter_guid": d["storagerouter_guid"], "vpool": vpool_names.get(d["vpool_guid"]),
+            "vpool_guid": d["vpool_guid"], "status": d["status"], "pid": d["pid"], "restarts": d["restarts"],
+            "last_exit": d["last_exit"],
+        } for d in sorted(drivers, key=lambda d: (router_names.get(d["storagerouter_guid"]) or "", d["name"]))],
+    }
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The cluster at a glance, as tables or (--json) one JSON document."""
+    status = cluster_status(_client(args), time.time())
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(_table(["STORAGEROUTER", "IP", "STATUS", "PROCESS AGE", "WORKER AGE"], [
+        [r["name"], r["ip"], r["status"], r["heartbeat_ages"].get("process"), r["heartbeat_ages"].get("celery")]
+        for r in status["storagerouters"]]))
+    print()
+    print(_table(["STORAGEDRIVER", "STORAGEROUTER", "VPOOL", "STATUS", "PID", "RESTARTS", "LAST EXIT"], [
+        [d["name"], d["storagerouter"], d["vpool"], d["status"], d["pid"], d["restarts"], d["last_exit"]]
+        for d in status["storagedrivers"]]))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "version": (cmd_version, "print the version"),
     "init": (cmd_init, "create the data dir, the cluster CA and the node certificate (never overwrites)"),
     "token": (cmd_token, "print an access token for a client id/secret or a username/password"),
     "user": (cmd_user, "add a user or change a password"),
     "client": (cmd_client, "add an API client (client credentials) for a user"),
+    "wait": (cmd_wait, "follow a task to its end with a progress bar (exit 0 on SUCCESS, 1 otherwise)"),
+    "events": (cmd_events, "print the cluster's messages (TASK_COMPLETE, EVENT) as they arrive"),
+    "status": (cmd_status, "every StorageRouter (status, heartbeat ages) and StorageDriver (process, restarts)"),
 }
 
 
@@ -158,6 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     cadd.add_argument("--user", required=True, help="the username the client acts for")
     cadd.add_argument("--name", required=True)
     cadd.add_argument("--role", action="append", help="role code (repeat); default all roles of the user's group")
+    wait = sub.add_parser("wait", help=COMMANDS["wait"][1])
+    wait.add_argument("task_id")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds (exit 1)")
+    wait.add_argument("--interval", type=float, default=2.0, help="seconds per long-poll (progress refresh)")
+    events = sub.add_parser("events", help=COMMANDS["events"][1])
+    events.add_argument("--count", type=int, help="stop after this many messages")
+    events.add_argument("--timeout", type=float, help="stop after this many seconds")
+    events.add_argument("--sid", type=int, help="subscriber id (default: 10 random digits)")
+    status = sub.add_parser("status", help=COMMANDS["status"][1])
+    status.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     return parser
 
 

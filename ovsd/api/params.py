@@ -213,14 +213,20 @@ def body_of(request: Request) -> Any:
     if content_type.startswith(FORM):
         return _decode_form(raw)
     if content_type.startswith(MULTIPART):
-        # twisted already parsed the parts into args, merged with the query string
-        args: dict[bytes, list[bytes]] = request.args or {}
-        return _flatten({k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                         for k, vs in args.items()})
+        # the contract speaks JSON and forms; twisted would merge multipart parts with the query string
+        raise invalid_data("Invalid data passed: send the body as JSON or form-encoded")
     try:
-        return json.loads(raw)
-    except ValueError:
+        parsed = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError):
         raise invalid_data("Invalid data passed: the body is not valid JSON") from None
+    if parsed is None:
+        raise invalid_data("Invalid data passed: the body must be a JSON object")
+    return parsed
+
+
+def _not_json(constant: str) -> Any:
+    # NaN and Infinity are Python's extension, not JSON: stored, they would make answers invalid JSON
+    raise ValueError(f"{constant} is not JSON")
 
 
 def bind(

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from ovsd.auth.passwords import hash_password
 from ovsd.auth.tokens import digest, new_secret, revoke_client_tokens, revoke_user_tokens
-from ovsd.dal.repository import DataObject, InUse, InvalidValue, ObjectNotFound, Repository
+from ovsd.dal.repository import DataObject, InUse, InvalidValue, ObjectNotFound, Repository, UniqueConflict
 
 log = Logger()
 
@@ -37,6 +37,10 @@ async def create_user(
     """
     _check_password(password)
     group = await repository.get("group", group_guid)
+    if await repository.find("user", "username", username) is not None:
+        # refused before hashing: tens of ms of CPU are not spent on a name that is taken (the save
+        # below still refuses a name taken meanwhile)
+        raise UniqueConflict("user", "username")
     hashed = await hash_password(password)
     user = await repository.create("user", {
         "username": username, "password": hashed, "group_guid": group.guid, "is_active": is_active,
@@ -108,6 +112,29 @@ async def set_password(repository: Repository, user_guid: str, password: str) ->
     user = await repository.update("user", user_guid, {"password": hashed})
     await revoke_user_tokens(repository, user_guid)
     return user
+
+
+async def follow_group(repository: Repository, user_guid: str) -> None:
+    """Bring a user's clients in line with its (changed) group and revoke the user's tokens.
+
+    The password client gets exactly the group's roles; an API client keeps only those of its roles the
+    group holds. Tokens carry the roles of their issue, so every token of the user goes: a user moved
+    out of administrators must not keep manage until its tokens expire.
+    """
+    user = await repository.get("user", user_guid)
+    group = await repository.get("group", str(user.data["group_guid"]))
+    held = list(group.data.get("roles_guids") or [])
+    for client in await repository.get_many("client", await repository.reverse_guids("user", user_guid, "clients")):
+        current = list(client.data.get("roles_guids") or [])
+        if client.data.get("ovs_type") == "INTERNAL" and client.data.get("grant_type") == "PASSWORD":
+            roles = held
+        else:
+            roles = [r for r in current if r in held]
+        if roles != current:
+            await repository.update("client", client.guid, {"roles_guids": roles})
+    revoked = await revoke_user_tokens(repository, user_guid)
+    log.info("user {guid} moved to group {group}; {count} token(s) revoked", guid=user_guid,
+             group=group.data.get("name"), count=revoked)
 
 
 async def delete_client(repository: Repository, client_guid: str) -> None:

@@ -91,7 +91,8 @@ async def delete_client(call: Call) -> None:
     await accounts.delete_client(repo, client.guid)
 
 
-@endpoint(resource="clients", method="POST", action="regenerate_secret", roles=RW, returns="value")
+# fields=(): an action takes no body; one with fields (or not JSON) is refused rather than ignored
+@endpoint(resource="clients", method="POST", action="regenerate_secret", roles=RW, returns="value", fields=())
 async def regenerate_secret(call: Call) -> Any:
     """Give the client a new secret; the answer is the only place it is shown."""
     repo = repository(call)

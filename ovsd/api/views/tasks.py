@@ -11,7 +11,7 @@ from ovsd.api.call import Call
 from ovsd.api.declare import RW, R, endpoint, resource
 from ovsd.api.errors import ApiError, not_acceptable
 from ovsd.api.params import Param
-from ovsd.tasks import FAILURE, PENDING, SUCCESS, TaskEngine, api_view
+from ovsd.tasks import FAILURE, PENDING, REVOKED, SUCCESS, TaskEngine, api_view
 
 resource("tasks", "task", summary="Tasks: the work actions start, run on the node that must do it")
 
@@ -59,6 +59,9 @@ async def wait_for_task(call: Call) -> Any:
         return record["result"]
     if record["status"] == FAILURE:
         raise not_acceptable(str(record["error"]))
+    if record["status"] == REVOKED:
+        # over, without a result: a 202 ("still running") would send a client's wait loop spinning
+        raise not_acceptable(f"Task {call.guid} was revoked")
     return Response(api_view(record), 202)
 
 

@@ -63,10 +63,14 @@ async def create_user(call: Call) -> Any:
 
 @endpoint(resource="users", method="PATCH", roles=RWM, fields=TYPES["user"].writable_fields())
 async def patch_user(call: Call) -> Any:
-    """Change a user (not yourself)."""
+    """Change a user (not yourself); a new group also changes what its clients and tokens may do."""
     if call.guid == caller_guid(call):
         raise forbidden("A user cannot change itself")
-    return await patch_answer(call, "user")
+    before = await repository(call).get("user", call.guid)
+    answer = await patch_answer(call, "user")
+    if answer.get("group_guid") != before.data.get("group_guid"):
+        await accounts.follow_group(repository(call), call.guid)
+    return answer
 
 
 @endpoint(resource="users", method="DELETE", roles=RWM, returns="none")
@@ -79,7 +83,8 @@ async def delete_user(call: Call) -> None:
     await accounts.delete_user(repo, call.guid)
 
 
-@endpoint(resource="users", method="POST", action="set_password", roles=RW, status=202, params=(
+# fields=(): a misspelt field (``curent_password``) is refused, never silently ignored (contract §1)
+@endpoint(resource="users", method="POST", action="set_password", roles=RW, status=202, fields=(), params=(
     Param("new_password", str, mandatory=True), Param("current_password", str),
 ))
 async def set_password(call: Call) -> Any:

@@ -34,7 +34,6 @@ async def statistics(call: Call) -> Any:
     for name in _DAL_COUNTERS:
         dal[f"{name}_hit"] = counters[f"{name}_hit"]
         dal[f"{name}_miss"] = counters[f"{name}_miss"]
-    dal["list_load"] = counters["list_load"]
     store = call.context.store
     info = _info(await store.execute("INFO"))
     routers = await repo.load_all("storagerouter")

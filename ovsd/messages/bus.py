@@ -2,8 +2,9 @@
 
 The reader follows ``msg:log`` with XREAD BLOCK on a connection of its own (a blocked read holds its
 connection; the shared pool must stay free) and hands each batch to the waiters of the types in it. A
-long-poll first reads the log itself (one Lua call), so a client that is behind is answered at once; only
-a client that is up to date registers a waiter. Nothing polls: the blocking read is the only loop.
+long-poll first reads the log itself (one Lua call, shared by the long-polls that arrive together), so a
+client that is behind is answered at once; only a client that is up to date registers a waiter. Nothing
+polls: the blocking read is the only loop.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ovsd.messages.log import Message, from_entry, last_id
-from ovsd.messages.subscriptions import SUBSCRIPTION_TTL, read
+from ovsd.messages.subscriptions import SUBSCRIPTION_TTL, SubscriberView, read_many
 from ovsd.messages.waiters import WaiterRegistry
 from ovsd.store import keys
 from ovsd.store.connection import Store, StoreUnavailable
@@ -47,6 +49,7 @@ class MessageBus(Service):
     def __init__(
         self, store: Store, reactor: Any = None, *, block_seconds: float = 30.0, batch_size: int = 1000,
         scan_limit: int = 1000, subscription_ttl: float = SUBSCRIPTION_TTL, timeout_resolution: float = 0.05,
+        read_batch: int = 256,
     ) -> None:
         self.store = store
         self.reactor = reactor or store.reactor
@@ -54,6 +57,7 @@ class MessageBus(Service):
         self.batch_size = batch_size
         self.scan_limit = scan_limit
         self.subscription_ttl = subscription_ttl
+        self.read_batch = read_batch
         self.waiters = WaiterRegistry(self.reactor, timeout_resolution)
         # every message up to here went through the reader (None until it knows where the log is)
         self.position: int | None = None
@@ -61,6 +65,8 @@ class MessageBus(Service):
         self._following: defer.Deferred[None] | None = None
         self._pause: defer.Deferred[None] | None = None
         self._type_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._reads: _Reads = []
+        self._reads_due: IDelayedCall | None = None
         # waits that come before the start are held (the reader serves them once it runs); after the
         # stop they are answered at once
         self._stopped = False
@@ -73,6 +79,7 @@ class MessageBus(Service):
     # --- lifecycle -------------------------------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
+        self._stopped = False
         self._reader = self._connect()
         self._following = defer.Deferred.fromCoroutine(self._follow())
 
@@ -178,11 +185,18 @@ class MessageBus(Service):
             self._pause = None
 
     # --- the long-poll ---------------------------------------------------------------------------------
-    async def wait(self, sid: int, message_id: int, timeout: float = MAX_WAIT) -> dict[str, Any]:
+    async def wait(
+        self, sid: int, message_id: int, timeout: float = MAX_WAIT,
+        disconnected: defer.Deferred[Any] | None = None,
+    ) -> dict[str, Any]:
         """Messages of the subscriber's types with id > message_id: at once when there are any, else as
-        soon as one is published, else none after ``timeout`` seconds (at most 60). Cancel to abandon."""
+        soon as one is published, else none after ``timeout`` seconds (at most 60).
+
+        Cancel the call to abandon it; or pass ``disconnected`` (e.g. ``request.notifyFinish()``): when
+        it errbacks, the waiter is dropped at once."""
         timeout = min(max(timeout, 0.0), MAX_WAIT)
-        view = await read(self.store, sid, message_id, self.scan_limit, self.subscription_ttl)
+        message_id = max(message_id, 0)
+        view = await self._read(sid, message_id)
         if message_id > view.last_id or message_id + 1 < view.oldest_id:
             # messages after message_id were trimmed (or the store lost them): the client must resync
             return answer(view.messages, view.scanned_to, view.types, missed=True)
@@ -191,13 +205,17 @@ class MessageBus(Service):
         while not view.messages and (view.scanned_to < view.last_id or self._reader_passed(after)):
             if rounds == _MAX_CATCH_UP:
                 return answer([], after, view.types)
-            view = await read(self.store, sid, after, self.scan_limit, self.subscription_ttl)
+            view = await self._read(sid, after)
             after = max(after, view.scanned_to)
             rounds += 1
         if view.messages or timeout == 0 or self._stopped:
             return answer(view.messages, after, view.types)
         types = self._type_sets.setdefault(tuple(view.types), tuple(view.types))
-        delivery = await self.waiters.add(types, after, timeout)
+        waiter = self.waiters.add(types, after, timeout)
+        if disconnected is not None:
+            # an errback that already happened (the client left during the read) cancels right here
+            disconnected.addErrback(lambda _: waiter.cancel())
+        delivery = await waiter
         if delivery is None:
             # no matching message came: everything the reader has handed out since was looked at
             return answer([], max(after, self.position or 0), view.types)
@@ -208,3 +226,38 @@ class MessageBus(Service):
     def _reader_passed(self, after: int) -> bool:
         # the reader handed out messages after what we read, before we could register: read them ourselves
         return self.position is not None and self.position > after
+
+    # --- the reads of the long-polls --------------------------------------------------------------------
+    def _read(self, sid: int, after: int) -> defer.Deferred[SubscriberView]:
+        """Read the log for one wait. The waits that arrive in one reactor turn share their store calls:
+        when thousands of GUIs re-arm after a message, that is a few script calls, not thousands."""
+        d: defer.Deferred[SubscriberView] = defer.Deferred()
+        self._reads.append((sid, after, d))
+        if self._reads_due is None:
+            self._reads_due = self.reactor.callLater(0, self._flush_reads)
+        return d
+
+    def _flush_reads(self) -> None:
+        self._reads_due = None
+        pending, self._reads = self._reads, []
+        for start in range(0, len(pending), self.read_batch):
+            batch = pending[start:start + self.read_batch]
+            reading = defer.Deferred.fromCoroutine(read_many(
+                self.store, [(sid, after) for sid, after, _ in batch], self.scan_limit, self.subscription_ttl,
+            ))
+            reading.addCallbacks(_answer_reads, _fail_reads, callbackArgs=(batch,), errbackArgs=(batch,))
+
+
+_Reads = list[tuple[int, int, defer.Deferred[SubscriberView]]]
+
+
+def _answer_reads(views: list[SubscriberView], batch: _Reads) -> None:
+    for (_, _, d), view in zip(batch, views, strict=True):
+        if not d.called:  # a cancelled wait (its client went away) is left alone
+            d.callback(view)
+
+
+def _fail_reads(failure: Failure, batch: _Reads) -> None:
+    for _, _, d in batch:
+        if not d.called:
+            d.errback(failure)

@@ -44,8 +44,8 @@ def parse_message_id(raw: Raw) -> int:
     if raw is None:
         raise missing_parameter("message_id")
     message_id = _integer(raw)
-    if message_id is None:
-        raise invalid_data("message_id must be an integer")
+    if message_id is None or message_id < 0:
+        raise invalid_data("message_id must be a message id (an integer, 0 or more)")
     return message_id
 
 
@@ -91,15 +91,10 @@ async def wait(
 ) -> dict[str, Any]:
     """``GET /api/messages/<sid>/wait/?message_id=N[&timeout=S]``.
 
-    ``disconnected`` fires (either way) when the client is gone, e.g. ``request.notifyFinish()``: the
-    waiter is dropped at once. Cancelling the Deferred running this coroutine does the same.
+    ``disconnected`` errbacks when the client is gone (``request.notifyFinish()``): the waiter is dropped
+    at once. Cancelling the Deferred running this coroutine (Klein does on disconnect) does the same.
     """
     subscriber = parse_sid(sid)
     after = parse_message_id(message_id)
     seconds = parse_timeout(timeout)
-    if disconnected is None:
-        # cancelling the caller's Deferred (Klein does on disconnect) reaches the waiter through the await
-        return await bus.wait(subscriber, after, seconds)
-    waiting = defer.Deferred.fromCoroutine(bus.wait(subscriber, after, seconds))
-    disconnected.addBoth(lambda _: waiting.cancel())
-    return await waiting
+    return await bus.wait(subscriber, after, seconds, disconnected)

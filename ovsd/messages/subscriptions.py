@@ -7,7 +7,7 @@ their expiry, so "every type someone is subscribed to" never scans the keyspace.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ovsd.messages.log import MESSAGE_TYPES, Message, message
@@ -55,17 +55,37 @@ class SubscriberView:
     messages: list[Message]  # of the subscriber's types, after the requested id, in id order
 
 
+async def read_many(
+    store: Store, requests: Sequence[tuple[int, int]], limit: int = 1000, ttl: float = SUBSCRIPTION_TTL,
+) -> list[SubscriberView]:
+    """Serve several subscriber calls ``(sid, after)`` in one store call: refresh each subscription and,
+    when ``after >= 0``, read the subscriber's messages with id > after (at most ``limit`` looked at)."""
+    args: list[object] = [_ms(ttl), limit, len(MESSAGE_TYPES), *MESSAGE_TYPES]
+    for sid, after in requests:
+        args += [sid, after]
+    reply = await store.script(
+        _READ, [keys.MESSAGE_SEQ, keys.MESSAGE_LOG, *_TYPE_INDEXES, *(keys.subscription(sid) for sid, _ in requests)],
+        args,
+    )
+    last, oldest, logs, typesets = int(reply[0]), int(reply[1]), reply[2], reply[3]
+    # a burst of long-polls mostly shares one position: each message is decoded once, and shared
+    by_position: dict[int, tuple[int, list[Message]]] = {}
+    for after, scanned, flat in logs:
+        found = [message(int(flat[i]), flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+        by_position[int(after)] = (int(scanned), found)
+    views = []
+    for (_, after), types in zip(requests, typesets, strict=True):
+        wanted = in_contract_order(types)
+        scanned, logged = by_position.get(after, (last, []))
+        views.append(SubscriberView(last, oldest, scanned, wanted, [m for m in logged if m["type"] in wanted]))
+    return views
+
+
 async def read(
     store: Store, sid: int, after: int = -1, limit: int = 1000, ttl: float = SUBSCRIPTION_TTL,
 ) -> SubscriberView:
     """Refresh the subscription of ``sid`` and, when ``after >= 0``, read its messages with id > after."""
-    reply = await store.script(
-        _READ, [keys.subscription(sid), keys.MESSAGE_SEQ, keys.MESSAGE_LOG, *_TYPE_INDEXES],
-        [sid, _ms(ttl), after, limit, *MESSAGE_TYPES],
-    )
-    last, oldest, scanned, types, flat = reply
-    found = [message(int(flat[i]), flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
-    return SubscriberView(int(last), int(oldest), int(scanned), in_contract_order(types), found)
+    return (await read_many(store, [(sid, after)], limit, ttl))[0]
 
 
 async def subscriptions(store: Store, sid: int, ttl: float = SUBSCRIPTION_TTL) -> list[str]:

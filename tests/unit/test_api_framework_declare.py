@@ -8,8 +8,8 @@ import pytest
 
 from ovsd.api.call import Call
 from ovsd.api.declare import RW, R, Registry
-from ovsd.dal.paging import envelope, paginate
 from ovsd.api.params import Param
+from ovsd.dal.paging import envelope, paginate
 from tests.unit.api_framework_support import REGISTRY
 
 

@@ -1,0 +1,208 @@
+"""Test support for the work endpoints: an in-process HTTPS node wired as ``ovsd/service.py`` wires a node.
+
+The node has the real store, repository, bearer authenticator and bootstrap, and — what the views of
+tasks, messages and statistics need — a TaskEngine, a TaskWorker, a MessageBus and a NodeAgent
+(registration, heartbeats, the node's live figures), with completions published as TASK_COMPLETE. Its
+task functions are test ones from a registry of their own: ``test.noop``, ``test.echo``, ``test.fail``
+and ``test.gated`` (runs until the test opens its gate). The worker runs one task at a time, so a task
+queued behind a gated one stays PENDING until the gate opens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from treq.client import HTTPClient
+from twisted.internet import defer, reactor, task
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from ovsd import tls
+from ovsd.agent.launcher import Launchers
+from ovsd.agent.service import NodeAgent
+from ovsd.agent.supervisor import DriverSupervisor
+from ovsd.api.service import ApiService
+from ovsd.auth.authenticator import BearerAuthenticator
+from ovsd.context import NodeContext
+from ovsd.controllers.bootstrap import bootstrap
+from ovsd.dal.repository import Repository
+from ovsd.messages import MessageBus, publish_event, publish_task_complete
+from ovsd.service import prepare_data_dir
+from ovsd.store.connection import Store
+from ovsd.tasks import Route, TaskContext, TaskEngine, TaskRegistry, TaskWorker
+from tests.conftest import ApiHarness, node_config
+from tests.views_support import ViewsNode
+
+#: fast heartbeats, so "a node that stopped pushing" is visible within a few seconds
+FAST_AGENT = {"heartbeat_interval": 0.5, "warning_after": 1.5, "failure_after": 3.0}
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """The first truthy value of ``predicate()`` (a plain function), tried until ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        await task.deferLater(reactor, interval, lambda: None)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """The first truthy value of ``await check()``, tried until ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        await task.deferLater(reactor, interval, lambda: None)
+
+
+class Gates:
+    """Gates the ``test.gated`` tasks wait behind, by key."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, defer.Deferred[None]] = {}
+
+    def gate(self, key: str) -> defer.Deferred[None]:
+        return self._gates.setdefault(key, defer.Deferred())
+
+    def open(self, key: str) -> None:
+        gate = self.gate(key)
+        if not gate.called:
+            gate.callback(None)
+
+    def open_all(self) -> None:
+        for key in list(self._gates):
+            self.open(key)
+
+
+def work_tasks(gates: Gates) -> TaskRegistry:
+    """Task functions for the tests, declared in a registry of their own."""
+    registry = TaskRegistry()
+
+    @registry.task(name="test.noop", route=Route.THIS_NODE, idempotent=True)
+    async def noop(ctx: TaskContext) -> None:
+        return None
+
+    @registry.task(name="test.echo", route=Route.THIS_NODE, idempotent=True)
+    async def echo(ctx: TaskContext, value: Any) -> Any:
+        return value
+
+    @registry.task(name="test.fail", route=Route.THIS_NODE)
+    async def fail(ctx: TaskContext, reason: str) -> None:
+        raise RuntimeError(reason)
+
+    @registry.task(name="test.gated", route=Route.THIS_NODE)
+    async def gated(ctx: TaskContext, key: str, result: Any = None) -> Any:
+        await ctx.progress(40)
+        await gates.gate(key)
+        return result
+
+    @registry.task(name="test.shared", route=Route.ANY, idempotent=True)
+    async def shared(ctx: TaskContext) -> str:
+        return ctx.name
+
+    return registry
+
+
+@dataclass
+class WorkNode:
+    """The node, its services, and a client of its API (``node.call``, ``node.admin_token`` …)."""
+
+    node: ViewsNode
+    context: NodeContext
+    engine: TaskEngine
+    worker: TaskWorker
+    bus: MessageBus
+    agent: NodeAgent
+    gates: Gates
+    services: list[Any] = field(repr=False)
+
+    @property
+    def store(self) -> Store:
+        return self.context.store
+
+    @property
+    def machine_id(self) -> str:
+        return self.context.config.node.machine_id
+
+    async def enqueue(self, name: str, **kwargs: Any) -> str:
+        """Queue a task as a controller does (the API has no endpoint that queues an arbitrary task)."""
+        return await self.engine.enqueue(name, kwargs)
+
+    async def token(self, roles: str = "read+write+manage") -> str:
+        return await self.node.admin_token(roles)
+
+
+async def start_work_node(
+    store: Store, directory: Path, *, concurrency: int = 1, **sections: dict[str, Any],
+) -> WorkNode:
+    """A node named after ``directory`` (machine_id ``mid-<name>``); ``sections`` add to its configuration
+    (``agent=FAST_AGENT`` for heartbeats that go stale within seconds)."""
+    data_dir = directory / "data"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    node = {"name": directory.name, "machine_id": f"mid-{directory.name}", **sections.pop("node", {})}
+    config = node_config(data_dir, node=node, **sections)
+    prepare_data_dir(config)
+    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
+    repository = Repository(context, clock=reactor.seconds)
+    context.repository = repository
+    context.authenticator = BearerAuthenticator(repository)
+    await bootstrap(repository, config)
+
+    async def publish_completion(task_id: str, record: Mapping[str, Any]) -> None:
+        await publish_task_complete(store, task_id)
+
+    async def announce(event_type: str, metadata: Mapping[str, Any]) -> None:
+        await publish_event(store, event_type, metadata)
+
+    gates = Gates()
+    registry = work_tasks(gates)
+    machine_id = config.node.machine_id
+    supervisor = DriverSupervisor(reactor, config.storagedriver)
+    agent = NodeAgent(context, repository, supervisor, Launchers(config.storagedriver), announce)
+    context.agent = agent
+    engine = TaskEngine(store, registry, machine_id, reactor, on_complete=publish_completion)
+    context.tasks = engine
+    worker = TaskWorker(context, machine_id, concurrency, registry, reactor, on_complete=publish_completion,
+                        on_heartbeat=agent.worker_heartbeat, heartbeat_interval=config.agent.heartbeat_interval)
+    context.worker = worker
+    bus = MessageBus(store, reactor)
+    context.messages = bus
+    api = ApiService(context)
+    # the order of ovsd/service.py: stopped in reverse, the bus first (it answers held long-polls at once)
+    services: list[Any] = [supervisor, engine, worker, agent, api, bus]
+    for service in services:
+        service.startService()
+    port = await api.when_listening()
+    await agent.when_registered()
+    await until(lambda: bus.position is not None)
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 20
+    agent_ = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
+    harness = ApiHarness(context, api, HTTPClient(agent_), port.getHost().port)
+    return WorkNode(ViewsNode(harness, repository, pool), context, engine, worker, bus, agent, gates, services)
+
+
+async def stop_work_node(work: WorkNode) -> None:
+    work.gates.open_all()  # a gated task still running would hold the worker's stop for its grace period
+    await work.node.pool.closeCachedConnections()
+    for service in reversed(work.services):
+        if service.running:
+            await defer.maybeDeferred(service.stopService)
+
+
+@pytest_twisted.async_yield_fixture
+async def work_node(store: Store, tmp_path: Path) -> AsyncIterator[WorkNode]:
+    """A node serving every view, with its task engine, worker (one task at a time), bus and agent."""
+    work = await start_work_node(store, tmp_path / "node")
+    yield work
+    await stop_work_node(work)

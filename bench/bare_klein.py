@@ -1,11 +1,13 @@
-"""The baseline of the GET /api benchmark: a bare Klein app serving fixed bytes over ovsd's TLS.
+"""The baseline of the API benchmarks: a bare Klein app serving fixed bytes over ovsd's TLS.
 
 No ovsd code path runs per request; only the TLS options are loaded the way ovsd loads them
 (``ovsd.tls.server_options``), so both servers present the same certificate chain and protocol floor.
 The access log is off, as on ovsd's ApiSite below log level debug.
 
-    python bench/bare_klein.py --tls-dir DIR --port P --body-file F --content-type T
+    python bench/bare_klein.py --tls-dir DIR --port P --body-file F --content-type T [--path /api/…/]
     python bench/bare_klein.py --tls-dir DIR --port P --body-hex HEX --content-type T
+
+``--path`` (default ``/api``) is the one path served (GET), so the baseline routes the same URL as ovsd.
 
 It runs until SIGTERM/SIGINT (the default reactor stops on both).
 """
@@ -36,11 +38,11 @@ class QuietSite(Site):
         pass
 
 
-def make_app(body: bytes, content_type: str) -> Klein:
+def make_app(body: bytes, content_type: str, path: str = "/api") -> Klein:
     app = Klein()
     content_type_bytes = content_type.encode("latin-1")
 
-    @app.route("/api", methods=["GET"], strict_slashes=False)
+    @app.route(path, methods=["GET"], strict_slashes=False)
     def api(request: Request) -> bytes:
         request.setHeader(b"Content-Type", content_type_bytes)
         return body
@@ -56,6 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--content-type", required=True)
+    parser.add_argument("--path", default="/api", help="the path served (GET)")
     body = parser.add_mutually_exclusive_group(required=True)
     body.add_argument("--body-file", type=Path, help="file holding the exact response body")
     body.add_argument("--body-hex", help="the exact response body, hex-encoded")
@@ -67,12 +70,12 @@ def main(argv: list[str]) -> int:
     body = args.body_file.read_bytes() if args.body_file is not None else bytes.fromhex(args.body_hex)
     reactor: IReactorCore = _reactor
     tcp: IReactorTCP = _reactor
-    site = QuietSite(make_app(body, args.content_type).resource())
+    site = QuietSite(make_app(body, args.content_type, args.path).resource())
     endpoint = SSL4ServerEndpoint(tcp, args.port, server_options(args.tls_dir), interface=args.host)
     failed: list[Failure] = []
 
     def listening(port: IListeningPort) -> None:
-        print(f"bare_klein listening on https://{args.host}:{args.port}/api", flush=True)
+        print(f"bare_klein listening on https://{args.host}:{args.port}{args.path}", flush=True)
 
     def cannot_listen(failure: Failure) -> None:
         failed.append(failure)

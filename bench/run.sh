@@ -8,8 +8,9 @@ if [ ! -x "$PY" ]; then
   echo "no $PY: run \`make bench\` (it installs the venv first)" >&2
   exit 1
 fi
-# the benchmarks (bare_klein.py is the baseline server they start, not a benchmark)
-BENCHMARKS=(bench/api_metadata.py)
+# the benchmarks (bare_klein.py is the baseline server they start; common.py, throughput.py shared pieces)
+BENCHMARKS=(bench/api_metadata.py bench/api_object.py bench/vdisk_lists.py bench/driver_restart.py
+            bench/failure_detection.py bench/messages_fanout.py bench/task_roundtrip.py)
 status=0
 for bench in "${BENCHMARKS[@]}"; do
   echo "### $bench"

@@ -21,13 +21,13 @@ async def list_objects(
     sort = list(spec.sort) or parse_sort(",".join(t.default_sort))
     spec = ListSpec(tuple(sort), spec.query, spec.page, spec.page_size, spec.version)
     validate(repo, t, spec)
-    candidates = sorted(guids) if guids is not None else await repo.guids(kind)
     if contents is None and not sort and spec.query is None:
         # the common GUID list needs no object at all
-        items, paging = page_of(candidates, spec)
+        items, paging = page_of(sorted(guids) if guids is not None else await repo.guids(kind), spec)
         return items, paging, sort
-    objects = await repo.get_many(kind, candidates)
+    # the whole kind comes in one round trip; a filtered list reads just its objects
+    objects = await repo.get_many(kind, sorted(guids)) if guids is not None else await repo.load_all(kind)
     chosen, paging = await apply(repo, objects, spec)
     if contents is None:
         return [o.guid for o in chosen], paging, sort
-    return await serialize(repo, chosen, contents, kind), paging, sort
+    return await serialize(repo, chosen, contents, kind, objects if guids is None else None), paging, sort

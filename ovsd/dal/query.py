@@ -36,8 +36,15 @@ def natural_key(value: Any) -> tuple[Any, ...]:
     if isinstance(value, int | float):
         return (2, value)
     if isinstance(value, str):
+        # split() alternates text and digit runs, text first: every key holds a text at the same positions and
+        # a digit run (as number, then as written) at the same others, so a flat tuple orders exactly like
+        # tagged parts would, and a sort of 10,000 names builds and compares far less
         parts = _DIGITS.split(value.lower())
-        return (3, tuple((0, int(p), p) if i % 2 else (1, 0, p) for i, p in enumerate(parts)), value)
+        flat: list[Any] = [parts[0]]
+        for i in range(1, len(parts), 2):
+            digits = parts[i]
+            flat += (int(digits), digits, parts[i + 1])
+        return (3, tuple(flat), value)
     if isinstance(value, list | tuple):
         return (4, tuple(natural_key(v) for v in value))
     return (5, json.dumps(value, sort_keys=True, default=str))
@@ -83,9 +90,10 @@ def _check_path(repo: Repository, t: ObjectType, path: FieldPath) -> None:
         raise InvalidQuery(f"{current.kind} has no field {name!r}")
 
 
-async def resolve(repo: Repository, objects: list[DataObject], paths: Sequence[FieldPath]) -> list[dict[str, Any]]:
-    """The value of every path for every object; related objects and dynamics are loaded in bulk."""
-    rows: list[dict[str, Any]] = [{} for _ in objects]
+async def resolve(repo: Repository, objects: list[DataObject], paths: Sequence[FieldPath]) -> dict[str, list[Any]]:
+    """The value of every path (by its text) for every object, as one column per path, in the objects' order;
+    related objects and dynamics are loaded in bulk."""
+    columns: dict[str, list[Any]] = {}
     for path in paths:
         targets: list[DataObject | None] = list(objects)
         kind = objects[0].kind if objects else ""
@@ -97,24 +105,22 @@ async def resolve(repo: Repository, objects: list[DataObject], paths: Sequence[F
             targets = [loaded.get(str(o.data.get(rel.key))) if o is not None else None for o in targets]
             kind = rel.target
         t = repo.type_of(kind)
-        present = [o for o in targets if o is not None]
-        if path.field in t.dynamic_by_name:
+        column: list[Any]
+        if path.field == "guid":
+            column = [o.guid if o is not None else None for o in targets]
+        elif path.field in t.dynamic_by_name:
+            present = [o for o in targets if o is not None]
             computed = await repo.dynamics(present, [path.field])
             dyn_values = {o.guid: v[path.field] for o, v in zip(present, computed, strict=True)}
-        for row, target in zip(rows, targets, strict=True):
-            if target is None:
-                value = None
-            elif path.field == "guid":
-                value = target.guid
-            elif path.field in t.dynamic_by_name:
-                value = dyn_values[target.guid]
-            else:
-                field_rel = t.relation_by_name.get(path.field)
-                value = target.data.get(field_rel.key if field_rel else path.field)
-            if path.key is not None:
-                value = value.get(path.key) if isinstance(value, dict) else None
-            row[str(path)] = value
-    return rows
+            column = [dyn_values[o.guid] if o is not None else None for o in targets]
+        else:
+            field_rel = t.relation_by_name.get(path.field)
+            name = field_rel.key if field_rel else path.field
+            column = [o.data.get(name) if o is not None else None for o in targets]
+        if path.key is not None:
+            column = [v.get(path.key) if isinstance(v, dict) else None for v in column]
+        columns[str(path)] = column
+    return columns
 
 
 # --- sort ------------------------------------------------------------------------------------------------
@@ -160,23 +166,40 @@ class Condition:
                 expected = [e.lower() if isinstance(e, str) else e for e in expected]
         op = self.op
         if op == "EQUALS":
-            return bool(actual == expected)
+            return json_equal(actual, expected)
         if op == "NOT_EQUALS":
-            return bool(actual != expected)
+            return not json_equal(actual, expected)
         if op == "IN":
-            return actual in expected
+            return any(json_equal(actual, e) for e in expected)
         if op == "CONTAINS":
             if isinstance(actual, str) and isinstance(expected, str):
                 return expected in actual
             if isinstance(actual, list):
-                return expected in actual
+                return any(json_equal(a, expected) for a in actual)
             return False
-        if actual is None or expected is None:
+        if not _ordered(actual, expected):
             return False
-        try:
-            return bool(actual < expected) if op == "LT" else bool(actual > expected)
-        except TypeError:
-            return False
+        return bool(actual < expected) if op == "LT" else bool(actual > expected)
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: ``true`` is not ``1`` (Python's ``==`` says it is, also inside lists)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _ordered(a: Any, b: Any) -> bool:
+    """LT/GT order two numbers, two strings or two booleans; null, lists, objects and mixes are unordered."""
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    return ((number(a) and number(b)) or (isinstance(a, str) and isinstance(b, str))
+            or (isinstance(a, bool) and isinstance(b, bool)))
 
 
 @dataclass(frozen=True)
@@ -200,7 +223,7 @@ def parse_query(value: Any) -> Query:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # a deeply nested text exhausts the decoder: still the client's fault
             raise InvalidQuery("query is not valid JSON") from None
     return _parse_query(value, 0)
 
@@ -259,15 +282,20 @@ async def apply(repo: Repository, objects: list[DataObject], spec: ListSpec) -> 
     """Filter, sort and page objects (of one kind) as the spec says."""
     paths = list({str(p): p for p in [k.path for k in spec.sort] + (spec.query.paths() if spec.query else [])}
                  .values())
-    rows = await resolve(repo, objects, paths) if paths and objects else [{} for _ in objects]
-    pairs = list(zip(objects, rows, strict=True))
+    if not objects:
+        return page_of([], spec)
+    columns = await resolve(repo, objects, paths)
+    # positions into objects: filtering and sorting move small ints, and each sort key is computed once
+    order = list(range(len(objects)))
     if spec.query is not None:
-        pairs = [(o, r) for o, r in pairs if spec.query.matches(r)]
+        query, names = spec.query, list(columns)
+        order = [i for i in order if query.matches({name: columns[name][i] for name in names})]
     # stable sorts from the last key to the first give a multi-key order with per-key direction
     for key in reversed(spec.sort):
-        name = str(key.path)
-        pairs.sort(key=lambda pair: natural_key(pair[1][name]), reverse=key.descending)
-    return page_of([o for o, _ in pairs], spec)
+        column = columns[str(key.path)]
+        sort_keys = {i: natural_key(column[i]) for i in order}
+        order.sort(key=sort_keys.__getitem__, reverse=key.descending)
+    return page_of([objects[i] for i in order], spec)
 
 
 def page_of(items: list[Any], spec: ListSpec) -> tuple[list[Any], Paging]:

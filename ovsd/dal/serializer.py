@@ -7,14 +7,18 @@ fields and anything named like a password are never sent, whatever is asked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ovsd.dal.batch import Sides
 from ovsd.dal.fields import ObjectType
 from ovsd.dal.repository import DataObject, Repository
 
-# a bulk load of the source objects beats one SMEMBERS per object from this many objects on
+# a bulk load of the source objects beats reading each object's reverse index from this many objects on
 _BULK_REVERSE_FROM = 200
+# plans are kept per (kind, contents); contents come from clients, so only this many distinct ones
+_PLANS_KEPT = 512
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,20 @@ class Plan:
     dynamics: list[str]
 
 
+_plans: dict[tuple[str, Contents], Plan] = {}
+
+
 def plan_for(t: ObjectType, contents: Contents) -> Plan:
+    """The plan of a kind for a contents (computed once: declarations do not change while serving)."""
+    plan = _plans.get((t.kind, contents))
+    if plan is None:
+        plan = _plan(t, contents)
+        if len(_plans) < _PLANS_KEPT:
+            _plans[(t.kind, contents)] = plan
+    return plan
+
+
+def _plan(t: ObjectType, contents: Contents) -> Plan:
     def wanted(everything_flag: bool, name: str, key: str) -> bool:
         if _excluded(contents, name, key):
             return False
@@ -84,40 +101,75 @@ def plan_for(t: ObjectType, contents: Contents) -> Plan:
     return Plan(props, relations, reverse, dynamics)
 
 
+def _stored(plan: Plan, objects: list[DataObject]) -> list[dict[str, Any]]:
+    """The guid, properties and relations of each object (the fields that need no store access)."""
+    fields = plan.props + [key for key, _ in plan.relations]
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        item: dict[str, Any] = {"guid": obj.guid}
+        get = obj.data.get
+        for name in fields:
+            item[name] = get(name)
+        out.append(item)
+    return out
+
+
 async def serialize(repo: Repository, objects: list[DataObject], contents: Contents,
-                    kind: str | None = None) -> list[dict[str, Any]]:
-    """The JSON objects for a list of objects of one kind, in order."""
+                    kind: str | None = None, everything: Sequence[DataObject] | None = None) -> list[dict[str, Any]]:
+    """The JSON objects for a list of objects of one kind, in order.
+
+    ``everything``: every object of that kind, when the caller loaded them all anyway (a whole list); a
+    reverse relation of the kind onto itself (a vDisk's clones) is then grouped from them without a read.
+    """
     if not objects:
         return []
     t = repo.type_of(kind or objects[0].kind)
     plan = plan_for(t, contents)
-    out: list[dict[str, Any]] = []
-    for obj in objects:
-        item: dict[str, Any] = {"guid": obj.guid}
-        for name in plan.props:
-            item[name] = obj.data.get(name)
-        for key, _ in plan.relations:
-            item[key] = obj.data.get(key)
-        out.append(item)
+    # the reverse indexes of a few objects and every cached dynamic come in one round trip
+    few = len(objects) < _BULK_REVERSE_FROM
+    sides = await repo.sides(t.kind, objects, [name for _, name in plan.reverse] if few else [],
+                             repo.cached_dynamics(t.kind, plan.dynamics))
+    return await _complete(repo, t, plan, objects, sides, few, everything)
+
+
+async def fetch(repo: Repository, kind: str, guid: str, contents: Contents | None) -> dict[str, Any]:
+    """One object as the API answers it, read with everything it shows in one round trip (or ObjectNotFound)."""
+    t = repo.type_of(kind)
+    plan = plan_for(t, contents or EVERYTHING)
+    obj, sides = await repo.get_with(kind, guid, [name for _, name in plan.reverse],
+                                     repo.cached_dynamics(kind, plan.dynamics))
+    [item] = await _complete(repo, t, plan, [obj], sides, True, None)
+    return item
+
+
+async def _complete(repo: Repository, t: ObjectType, plan: Plan, objects: list[DataObject], sides: Sides,
+                    read: bool, everything: Sequence[DataObject] | None) -> list[dict[str, Any]]:
+    """The JSON objects, from their fields and sides (``read``: the sides hold the reverse relations)."""
+    out = _stored(plan, objects)
     for key, name in plan.reverse:
-        values = await _reverse_values(repo, t, objects, name)
+        if read:
+            for item, members in zip(out, sides.reverse, strict=True):
+                item[key] = members[name]
+            continue
+        values = await _reverse_values(repo, t, objects, name, everything)
         for item, value in zip(out, values, strict=True):
             item[key] = value
     if plan.dynamics:
-        computed = await repo.dynamics(objects, plan.dynamics)
+        computed = await repo.dynamics(objects, plan.dynamics, sides.cached)
         for item, dyn_values in zip(out, computed, strict=True):
             item.update(dyn_values)
     return out
 
 
-async def _reverse_values(repo: Repository, t: ObjectType, objects: list[DataObject], name: str) -> list[list[str]]:
-    if len(objects) < _BULK_REVERSE_FROM:
-        return await repo.reverse_guids_many(t.kind, [o.guid for o in objects], name)
-    # many objects: one bulk load of the source kind, grouped by the relation, is far cheaper
+async def _reverse_values(repo: Repository, t: ObjectType, objects: list[DataObject], name: str,
+                          everything: Sequence[DataObject] | None) -> list[list[str]]:
+    """A reverse relation of many objects: one bulk load of the source kind, grouped by the relation, is far
+    cheaper than reading that many index sets."""
     rr = t.reverse_by_name[name]
     rel = repo.type_of(rr.source).relation_by_name[rr.relation]
+    sources = everything if everything is not None and rr.source == t.kind else await repo.load_all(rr.source)
     grouped: dict[str, list[str]] = {}
-    for source in await repo.load_all(rr.source):
+    for source in sources:
         value = source.data.get(rel.key)
         for target in value if isinstance(value, list) else [value]:
             if target:

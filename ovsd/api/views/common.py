@@ -11,7 +11,7 @@ from ovsd.dal.listing import list_objects
 from ovsd.dal.paging import envelope
 from ovsd.dal.query import ListSpec, parse_query, parse_sort
 from ovsd.dal.repository import DataObject, Repository
-from ovsd.dal.serializer import Contents, serialize_one
+from ovsd.dal.serializer import Contents, fetch, serialize_one
 
 LIST_PARAMS = (
     Param("sort", str, where="query", description="comma-separated fields; -field descends; a.b follows relations"),
@@ -50,6 +50,11 @@ async def list_answer(call: Call, kind: str, guids: list[str] | None = None) -> 
 
 async def fetch_answer(call: Call, obj: DataObject) -> dict[str, Any]:
     return await serialize_one(repository(call), obj, Contents.parse(call.params.get("contents")))
+
+
+async def fetch_by_guid(call: Call, kind: str) -> dict[str, Any]:
+    """The object of the call's GUID with what ``contents`` asks, read in one round trip (404 when gone)."""
+    return await fetch(repository(call), kind, call.guid, Contents.parse(call.params.get("contents")))
 
 
 async def patch_answer(call: Call, kind: str) -> dict[str, Any]:

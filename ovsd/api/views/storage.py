@@ -12,7 +12,7 @@ from typing import Any
 from ovsd.api.call import Call
 from ovsd.api.declare import RW, RWM, R, endpoint, resource
 from ovsd.api.params import GUID, Param
-from ovsd.api.views.common import FETCH_PARAMS, LIST_PARAMS, fetch_answer, list_answer, patch_answer, repository
+from ovsd.api.views.common import FETCH_PARAMS, LIST_PARAMS, fetch_by_guid, list_answer, patch_answer, repository
 from ovsd.dal.registry import TYPES
 
 # resource name, object kind, roles needed to PATCH, list filters (parameter -> (kind, reverse relation))
@@ -40,7 +40,7 @@ def _declare(name: str, kind: str, patch_roles: Sequence[str], filters: dict[str
         return await list_answer(call, kind, None if guids is None else sorted(guids))
 
     async def fetch(call: Call) -> Any:
-        return await fetch_answer(call, await repository(call).get(kind, call.guid))
+        return await fetch_by_guid(call, kind)
 
     async def patch(call: Call) -> Any:
         return await patch_answer(call, kind)

@@ -15,6 +15,7 @@ setup(
         "twisted[tls]>=24.7",
         "klein>=24.8",
         "txredisapi>=1.4.10",
+        "hiredis>=2.0",  # txredisapi parses replies with it when present: several times faster
         "treq>=24.9",
         "service-identity>=24.1",
         "pyopenssl>=24.2",

@@ -64,6 +64,7 @@ class Store(Service):
         self.poolsize = poolsize
         self._factory: _Factory | None = None
         self._scripts: dict[str, str] = {}
+        self._next = 0
         self.description = url
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -112,16 +113,27 @@ class Store(Service):
             await d
 
     # --- commands --------------------------------------------------------------------------------------
-    def _handler(self) -> Any:
+    def _connection(self) -> Any:
+        """A connected protocol of the pool, round robin.
+
+        Commands go straight to it (Redis pipelines them per connection): txredisapi's handler would
+        add a Deferred chain and a queue wait per command, which costs as much as the round trip itself.
+        Blocking commands never use this pool (they have dedicated connections), so any member will do.
+        """
         factory = self._factory
         if factory is None or factory.size == 0:
             raise StoreUnavailable("the store is not connected")
-        return factory.handler
+        pool = factory.pool
+        for _ in range(len(pool)):
+            self._next = (self._next + 1) % len(pool)
+            conn = pool[self._next]
+            if conn.connected:
+                return conn
+        raise StoreUnavailable("the store is not connected")
 
     async def execute(self, *args: Any) -> Any:
         """Run one command; StoreUnavailable when the store is down or does not answer in time."""
-        handler = self._handler()
-        d = handler.execute_command(*args)
+        d = self._connection().execute_command(*args)
         d.addTimeout(self.command_timeout, self.reactor)
         try:
             return await d
@@ -132,9 +144,8 @@ class Store(Service):
         """Send several commands at once (one round trip on one connection) and return their replies."""
         if not commands:
             return []
-        handler = self._handler()
+        conn = self._connection()
         try:
-            conn = await handler._factory.getConnection(peek=True)
             ds = [conn.execute_command(*cmd) for cmd in commands]
             results = defer.gatherResults(ds, consumeErrors=True)
             results.addTimeout(self.command_timeout, self.reactor)

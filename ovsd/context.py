@@ -37,3 +37,5 @@ class NodeContext:
     worker: TaskWorker | None = None
     started_at: float = 0.0
     api_site: ApiSite | None = None
+    # (when read, StorageRouter ips): the cluster's ips, reused for a moment (ovsd.api.metadata)
+    ips_cache: tuple[float, list[str]] | None = None

@@ -14,13 +14,13 @@ from twisted.web.server import Request
 
 from ovsd.api.errors import ApiError
 from ovsd.api.identity import Identity
+from ovsd.api.negotiation import VERSIONS
 from ovsd.auth.authenticator import AUTHENTICATION_STATES
 from ovsd.context import NodeContext
 from ovsd.store.connection import StoreUnavailable
 
 log = Logger()
 
-VERSIONS = [1, 2]
 
 
 def _ip_order(ip: str) -> tuple[int, Any]:
@@ -31,14 +31,25 @@ def _ip_order(ip: str) -> tuple[int, Any]:
     return (address.version, int(address))
 
 
+#: how long the cluster's ip list is reused: it changes when a node joins or moves, and a second of delay
+#: there is harmless, while reading it for every metadata call or CORS check costs a store round trip
+IPS_FRESH_FOR = 1.0
+
+
 async def storagerouter_ips(context: NodeContext) -> list[str]:
     """The ips of every StorageRouter of the cluster (this node's own ip at least, even before it registered)."""
+    now = context.reactor.seconds()
+    cached = context.ips_cache
+    if cached is not None and now - cached[0] < IPS_FRESH_FOR:
+        return list(cached[1])
     ips = {context.config.node.ip}
     if context.repository is not None:
         for router in await context.repository.load_all("storagerouter"):
             if router.data.get("ip"):
                 ips.add(str(router.data["ip"]))
-    return sorted(ips, key=_ip_order)
+    ordered = sorted(ips, key=_ip_order)
+    context.ips_cache = (now, ordered)
+    return list(ordered)
 
 
 async def caller(context: NodeContext, request: Request) -> tuple[Identity | None, str | None]:
@@ -68,6 +79,6 @@ async def api_metadata(context: NodeContext, request: Request) -> dict[str, Any]
         "userguid": identity.user_guid if identity else None,
         "roles": sorted(identity.roles) if identity else [],
         "storagerouter_ips": await storagerouter_ips(context),
-        "versions": VERSIONS,
+        "versions": list(VERSIONS),
         "node": context.config.node.name,
     }

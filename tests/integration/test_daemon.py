@@ -303,3 +303,27 @@ def test_json_log_file_has_named_fields(tmp_path: Path) -> None:
     listening = [e for e in events if e.get("log_format", "").startswith("API listening on")]
     assert listening and listening[0]["port"] == n.port and listening[0]["host"] == "127.0.0.1"
     assert not [e for e in events if e.get("log_level", {}).get("name") == "debug"]
+
+
+def test_external_store_on_a_unix_socket(tmp_path: Path) -> None:
+    from ovsd.store.embedded import find_server_binary
+
+    sock = tmp_path / "ext.sock"
+    server = subprocess.Popen(
+        [find_server_binary(), "--port", "0", "--unixsocket", str(sock), "--dir", str(tmp_path), "--save", "",
+         "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    n = TwistdNode(tmp_path / "n1", extra={"store": {"url": f"unix://{sock}"}})
+    try:
+        assert wait_for(sock.exists, 10)
+        n.start()
+        n.wait_ready()
+        # the node's objects are in that server, not in an embedded one
+        assert raw_store_command(str(sock), "EXISTS", "ovs:idx:storagerouter") == "1"
+        assert not (n.data_dir / "store" / "valkey.sock").exists()
+        assert n.stop() == 0
+    finally:
+        n.kill()
+        server.kill()
+        server.wait()

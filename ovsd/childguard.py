@@ -26,6 +26,15 @@ def guard_argv(argv: list[str], new_group: bool = False) -> list[str]:
     return [sys.executable, "-m", "ovsd.childguard", *options, *argv]
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A small, predictable environment for a child: PATH, a UTF-8 locale, PYTHONPATH (for the guard)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env.update(extra or {})
+    return env
+
+
 def main(argv: list[str]) -> None:
     expected_parent: int | None = None
     while argv and argv[0].startswith("--"):

@@ -10,11 +10,9 @@ can change, a readiness check, and a stop that can be awaited. Children are star
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
@@ -23,68 +21,26 @@ from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorT
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ovsd.agent.drivers import (
+    FAILURE,
+    HALTED,
+    RUNNING,
+    DriverState,
+    ExitReason,
+    exit_reason,
+    guarded_argv,
+    signal_group,
+)
 from ovsd.agent.launcher import LaunchSpec
-from ovsd.childguard import guard_argv
+from ovsd.childguard import child_env
 from ovsd.config import StoragedriverConfig
 
 log = Logger()
 
-RUNNING = "RUNNING"
-HALTED = "HALTED"
-FAILURE = "FAILURE"
-
-#: an exit code, a signal name ("SIGKILL"), or why the process was given up ("not ready: …")
-ExitReason = int | str
-
-
-@dataclass(frozen=True)
-class DriverState:
-    """What the node knows about one StorageDriver's process (pushed as node-owned live data)."""
-
-    status: str
-    pid: int | None
-    #: restarts after a crash since the supervisor first ran this driver (a changed spec is not a crash)
-    restarts: int
-    last_exit: ExitReason | None
-    #: when ``status`` last changed (clock seconds)
-    since: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+__all__ = ["FAILURE", "HALTED", "RUNNING", "DriverState", "DriverSupervisor", "ExitReason", "OnChange"]
 
 #: called (and awaited, in order) on every change of a driver's state: (guid, new state, previous status)
 OnChange = Callable[[str, DriverState, str | None], "defer.Deferred[Any] | Coroutine[Any, Any, Any] | None"]
-
-
-def exit_reason(reason: Failure) -> ExitReason:
-    """The exit code of an ended process, or the name of the signal that ended it."""
-    value = reason.value
-    if isinstance(value, error.ProcessTerminated) and value.signal is not None:
-        try:
-            return signal.Signals(value.signal).name
-        except ValueError:
-            return f"signal {value.signal}"
-    if isinstance(value, error.ProcessDone | error.ProcessTerminated) and value.exitCode is not None:
-        return int(value.exitCode)
-    return reason.getErrorMessage()
-
-
-#: the guard, run so that the driver leads a process group of its own: a stop or a crash then reaches
-#: whatever the driver started too (a child left behind would also hold its output pipes open). It is
-#: given the daemon's pid: a daemon that died while the interpreter was still starting must not be
-#: mistaken for init (or a subreaper), the parent the guard would otherwise see and accept.
-def guarded_argv(argv: list[str]) -> list[str]:
-    """The command line that runs argv through the childguard, in its own process group."""
-    return guard_argv(argv, new_group=True)
-
-
-def signal_group(pid: int, sig: signal.Signals) -> None:
-    """Signal the process group a driver leads (a no-op once every process of it is gone)."""
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class _DriverProcess(protocol.ProcessProtocol):
@@ -301,11 +257,8 @@ class DriverSupervisor(Service):
         spec = driver.spec
         proto = _DriverProcess(self, driver, self.clock.seconds())
         argv = guarded_argv(spec.argv)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})
-        env.update(spec.env)
         try:
-            transport = self.reactor.spawnProcess(proto, sys.executable, argv, env=env)
+            transport = self.reactor.spawnProcess(proto, argv[0], argv, env=child_env(spec.env))
         except OSError as e:
             log.error("storagedriver {guid} could not be started: {error}", guid=driver.guid, error=str(e))
             self._update(driver, restarts=restarts)

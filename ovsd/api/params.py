@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from twisted.web.server import Request
 
 from ovsd.api.errors import invalid_data, missing_parameter
+from ovsd.dal.paging import whole_number
 
 GUID: Final = "guid"
 GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -40,14 +41,10 @@ def _to_str(value: Any) -> str:
 
 
 def _to_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        digits = text[1:] if text[:1] in ("-", "+") else text
-        if digits.isdigit() and digits.isascii():
-            return int(text)
-    raise _Refused
+    number = whole_number(value)
+    if number is None:
+        raise _Refused
+    return number
 
 
 def _to_float(value: Any) -> float:

@@ -42,7 +42,8 @@ class Paging:
         }
 
 
-def _whole(value: str | int | None) -> int | None:
+def whole_number(value: object) -> int | None:
+    """An int, or the text of one (sign allowed); None for anything else (booleans included)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -56,10 +57,10 @@ def _whole(value: str | int | None) -> int | None:
 def paginate(total_items: int, page: str | int | None, page_size: str | int | None = None,
              version: int = 2) -> Paging:
     """The page asked for (raw ``page`` / ``page_size`` parameters as sent), clamped to what exists."""
-    number = _whole(page)
+    number = whole_number(page)
     if number is None:
         return Paging(total_items, 1, 1, total_items, 0, total_items)
-    size = _whole(page_size) if version >= 2 else None
+    size = whole_number(page_size) if version >= 2 else None
     if size not in PAGE_SIZES:
         size = DEFAULT_PAGE_SIZE
     assert size is not None

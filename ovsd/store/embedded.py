@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 from twisted.application.service import Service
@@ -19,7 +18,7 @@ from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ovsd.childguard import guard_argv
+from ovsd.childguard import child_env, guard_argv
 
 log = Logger()
 
@@ -157,9 +156,7 @@ class EmbeddedStoreServer(Service):
     def _spawn(self) -> None:
         args = guard_argv([self.binary, *server_arguments(self.store_dir)])
         proto = _ServerProtocol(self)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})
-        transport = self.reactor.spawnProcess(proto, sys.executable, args, env=env, path=str(self.store_dir))
+        transport = self.reactor.spawnProcess(proto, args[0], args, env=child_env(), path=str(self.store_dir))
         self.process = proto
         self.pid = transport.pid
         self._started_at = self._clock().seconds()

@@ -15,7 +15,7 @@ from typing import Any
 from twisted.web.iweb import IRequest
 
 from ovsd.api.errors import ApiError
-from ovsd.auth.identity import Identity
+from ovsd.api.identity import Identity
 from ovsd.auth.tokens import digest, remove_token
 from ovsd.dal.repository import Repository
 from ovsd.store import keys

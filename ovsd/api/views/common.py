@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ovsd.api.call import Call
+from ovsd.api.declare import R, endpoint, resource
 from ovsd.api.errors import forbidden
-from ovsd.api.params import Param
+from ovsd.api.params import GUID, Param
 from ovsd.dal.listing import list_objects
 from ovsd.dal.paging import envelope
 from ovsd.dal.query import ListSpec, parse_query, parse_sort
+from ovsd.dal.registry import TYPES
 from ovsd.dal.repository import DataObject, Repository
 from ovsd.dal.serializer import Contents, fetch, serialize_one
 
@@ -77,3 +80,44 @@ def caller_guid(call: Call) -> str:
 def require_self_or_manage(call: Call, user_guid: str | None, what: str) -> None:
     if not has_manage(call) and user_guid != caller_guid(call):
         raise forbidden(f"Only the owner or a manager can access this {what}")
+
+
+def declare_served(
+    name: str, kind: str, *, patch_roles: Sequence[str] | None = None,
+    filters: Mapping[str, tuple[str, str]] | None = None, token: bool = True, summary: str = "",
+) -> None:
+    """Declare a resource with the generic list and fetch (and PATCH of writable fields when patch_roles).
+
+    ``filters`` maps a list parameter to (owner kind, reverse relation): ``vpoolguid`` → the vPool's vdisks.
+    ``token=False``: anyone may read (branding), though a bad token is still refused.
+    """
+    t = TYPES[kind]
+    filters = dict(filters or {})
+    resource(name, kind, default_sort=t.default_sort, summary=summary or t.doc)
+    read_roles = R if token else ()
+
+    async def list_all(call: Call) -> Any:
+        repo = repository(call)
+        guids: set[str] | None = None
+        for param, (owner, reverse) in filters.items():
+            value = call.params.get(param)
+            if value is not None:
+                found = set(await repo.reverse_guids(owner, value, reverse))
+                guids = found if guids is None else guids & found
+        return await list_answer(call, kind, None if guids is None else sorted(guids))
+
+    async def fetch_one(call: Call) -> Any:
+        return await fetch_by_guid(call, kind)
+
+    async def patch(call: Call) -> Any:
+        return await patch_answer(call, kind)
+
+    list_all.__doc__ = f"List the {name}" + (f" (filters: {', '.join(filters)})" if filters else "") + "."
+    fetch_one.__doc__ = f"One {kind}."
+    patch.__doc__ = f"Change a {kind}'s writable fields."
+    filter_params = tuple(Param(p, GUID, where="query") for p in filters)
+    endpoint(resource=name, method="GET", kind="list", roles=read_roles, token=token,
+             params=(*LIST_PARAMS, *filter_params), returns="list")(list_all)
+    endpoint(resource=name, method="GET", kind="fetch", roles=read_roles, token=token, params=FETCH_PARAMS)(fetch_one)
+    if patch_roles is not None:
+        endpoint(resource=name, method="PATCH", roles=patch_roles, fields=t.writable_fields())(patch)

@@ -5,28 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from ovsd.api.call import Call
-from ovsd.api.declare import RWM, R, endpoint, resource
+from ovsd.api.declare import RWM, endpoint
 from ovsd.api.errors import invalid_data, not_acceptable
 from ovsd.api.params import Param
-from ovsd.api.views.common import FETCH_PARAMS, LIST_PARAMS, fetch_answer, list_answer, patch_answer, repository
+from ovsd.api.views.common import declare_served, repository
 from ovsd.controllers.mgmtcenter import tls_reachable
 from ovsd.dal.registry import TYPES
 from ovsd.dal.serializer import serialize_one
 
-resource("mgmtcenters", "mgmtcenter", summary="Hypervisor management centers")
-resource("pmachines", "pmachine", summary="Physical machines (hypervisors)")
-
-
-@endpoint(resource="mgmtcenters", method="GET", kind="list", roles=R, params=LIST_PARAMS, returns="list")
-async def list_mgmtcenters(call: Call) -> Any:
-    """List the management centers."""
-    return await list_answer(call, "mgmtcenter")
-
-
-@endpoint(resource="mgmtcenters", method="GET", kind="fetch", roles=R, params=FETCH_PARAMS)
-async def get_mgmtcenter(call: Call) -> Any:
-    """One management center."""
-    return await fetch_answer(call, await repository(call).get("mgmtcenter", call.guid))
+declare_served("mgmtcenters", "mgmtcenter", summary="Hypervisor management centers")
+declare_served("pmachines", "pmachine", patch_roles=RWM, summary="Physical machines (hypervisors)")
 
 
 @endpoint(resource="mgmtcenters", method="POST", roles=RWM, params=(
@@ -58,21 +46,3 @@ async def delete_mgmtcenter(call: Call) -> None:
     for pmachine in await repo.reverse_guids("mgmtcenter", call.guid, "pmachines"):
         await repo.update("pmachine", pmachine, {"mgmtcenter_guid": None})
     await repo.delete("mgmtcenter", call.guid)
-
-
-@endpoint(resource="pmachines", method="GET", kind="list", roles=R, params=LIST_PARAMS, returns="list")
-async def list_pmachines(call: Call) -> Any:
-    """List the pMachines."""
-    return await list_answer(call, "pmachine")
-
-
-@endpoint(resource="pmachines", method="GET", kind="fetch", roles=R, params=FETCH_PARAMS)
-async def get_pmachine(call: Call) -> Any:
-    """One pMachine."""
-    return await fetch_answer(call, await repository(call).get("pmachine", call.guid))
-
-
-@endpoint(resource="pmachines", method="PATCH", roles=RWM, fields=TYPES["pmachine"].writable_fields())
-async def patch_pmachine(call: Call) -> Any:
-    """Change a pMachine's writable fields."""
-    return await patch_answer(call, "pmachine")

@@ -246,16 +246,35 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ovsctl", description="Operate an ovsd node.")
-    parser.add_argument("-c", "--config", help="configuration file (TOML); OVSD_* variables override it")
-    parser.add_argument("--url", help="API url (default https://127.0.0.1:<api.port>)")
-    parser.add_argument("--ca", help="CA certificate (default <data_dir>/tls/ca.pem)")
-    parser.add_argument("--token", help="bearer token (default: $OVSCTL_TOKEN, else log in as --as-user)")
-    parser.add_argument("--as-user", default="admin",
+def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The options every command takes, before or after the command's name (``ovsctl -c F status`` or
+    ``ovsctl status -c F``): after it they are only set when given, so they never undo the ones before."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("-c", "--config", default=default(None),
+                        help="configuration file (TOML); OVSD_* variables override it")
+    parser.add_argument("--url", default=default(None), help="API url (default https://127.0.0.1:<api.port>)")
+    parser.add_argument("--ca", default=default(None), help="CA certificate (default <data_dir>/tls/ca.pem)")
+    parser.add_argument("--token", default=default(None),
+                        help="bearer token (default: $OVSCTL_TOKEN, else log in as --as-user)")
+    parser.add_argument("--as-user", default=default("admin"),
                         help="user to log in as (password: $OVSCTL_PASSWORD, auth.admin_password, "
                              "<data_dir>/admin-password, else asked)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ovsctl", description="Operate an ovsd node.")
+    _common_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return _add_parser(name, parents=[common], **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     sub.add_parser("version", help=COMMANDS["version"][1])
     sub.add_parser("init", help=COMMANDS["init"][1])
     token = sub.add_parser("token", help=COMMANDS["token"][1])

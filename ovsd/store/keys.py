@@ -86,7 +86,8 @@ TASK_WORKERS = f"{PREFIX}tasks:workers"
 
 
 def storagerouter_status(guid: str) -> str:
-    """The last status announced for a StorageRouter (so one node, not every node, fires the event)."""
+    """The last status announced for a StorageRouter, as JSON ``{status, heartbeats}`` (the heartbeats it was
+    derived from), swapped by a compare-and-set script so one node, not every node, fires the event."""
     return f"{PREFIX}srstatus:{guid}"
 
 

@@ -100,11 +100,8 @@ class MessageBus(Service):
             await self._following
 
     def _connect(self) -> Store:
-        reader = Store(self.store.url, self.store.store_dir, self.reactor, poolsize=1)
         # a blocked read answers after block_seconds: only a connection silent well past that is dead
-        reader.command_timeout = self.block_seconds + 10.0
-        reader.startService()
-        return reader
+        return self.store.dedicated(self.block_seconds + 10.0)
 
     # --- the reader ------------------------------------------------------------------------------------
     async def _follow(self) -> None:

@@ -85,6 +85,17 @@ class Store(Service):
             return defer.succeed(None)
         return factory.disconnect().addCallback(lambda _: None)  # type: ignore[no-any-return]
 
+    def dedicated(self, reply_timeout: float) -> Store:
+        """A started one-connection Store to the same server, for one blocking reader (XREAD… BLOCK).
+
+        The pool pipelines every caller on its connections: a blocked read there would stall them all.
+        ``reply_timeout`` is the longest BLOCK plus a margin: only a connection silent past it is dead.
+        """
+        reader = Store(self.url, self.store_dir, self.reactor, poolsize=1)
+        reader.command_timeout = reply_timeout
+        reader.startService()
+        return reader
+
     # --- state -----------------------------------------------------------------------------------------
     @property
     def available(self) -> bool:

@@ -31,10 +31,7 @@ class DedicatedConnection:
         self._reader: Store | None = None
 
     def _connect(self) -> Store:
-        reader = Store(self.store.url, self.store.store_dir, self.store.reactor, poolsize=1)
-        reader.command_timeout = self.reply_timeout
-        reader.startService()
-        return reader
+        return self.store.dedicated(self.reply_timeout)
 
     def start(self) -> None:
         self._reader = self._connect()

@@ -10,19 +10,30 @@ survive and no writer ever sees a torn object.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from json.scanner import make_scanner
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from ovsd.dal import batch
-from ovsd.dal.fields import Dynamic, ObjectType, ReverseRelation, no_data_yet
+from ovsd.dal.fields import ObjectType, ReverseRelation, no_data_yet
+from ovsd.dal.objects import (
+    DalError,
+    DataObject,
+    InUse,
+    InvalidValue,
+    ObjectNotFound,
+    UniqueConflict,
+    VersionConflict,
+    decode_object,
+    is_cached,
+    is_guid,
+    relation_guids,
+    unique_text,
+)
 from ovsd.dal.registry import TYPES
 from ovsd.store import keys
 from ovsd.store.connection import load_lua
@@ -32,99 +43,13 @@ if TYPE_CHECKING:
 
 log = Logger()
 
+# the errors and values live in ovsd.dal.objects; callers import them from here, with the repository
+__all__ = ["DalError", "DataObject", "InUse", "InvalidValue", "ObjectNotFound", "Repository", "UniqueConflict",
+           "VersionConflict", "is_guid"]
+
 _SAVE = load_lua("dal_save")
 _DELETE = load_lua("dal_delete")
 MAX_UPDATE_ATTEMPTS = 200
-
-
-class DalError(Exception):
-    """Base of the object model's refusals."""
-
-
-class ObjectNotFound(DalError):
-    def __init__(self, kind: str, guid: str) -> None:
-        super().__init__(f"{kind} {guid} does not exist")
-        self.kind = kind
-        self.guid = guid
-
-
-class InvalidValue(DalError):
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field} {problem}")
-        self.field = field
-        self.problem = problem
-
-
-class UniqueConflict(DalError):
-    def __init__(self, kind: str, field: str) -> None:
-        super().__init__(f"a {kind} with this {field} already exists")
-        self.kind = kind
-        self.field = field
-
-
-class VersionConflict(DalError):
-    """The object changed since it was read (only raised when the caller asked for a version)."""
-
-
-class InUse(DalError):
-    def __init__(self, kind: str, reverse: str) -> None:
-        super().__init__(f"the {kind} is still referenced by its {reverse}")
-        self.reverse = reverse
-
-
-@dataclass
-class DataObject:
-    """One stored object: its stored fields and relation guids, and the version they were read at."""
-
-    kind: str
-    guid: str
-    data: dict[str, Any]
-    version: int
-
-    @property
-    def type(self) -> ObjectType:
-        return TYPES[self.kind]
-
-    def __getitem__(self, name: str) -> Any:
-        return self.data.get(name)
-
-
-# the C scanner under json.loads, called directly: our documents are compact json.dumps output (no
-# whitespace to skip, no BOM), and for a list of 10,000 objects the wrapper costs as much as the parse
-_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the decoder has every attribute it reads
-
-
-def _decode(kind: str, guid: str, raw: str) -> DataObject:
-    data, _ = _scan(raw, 0)
-    version = int(data.pop("_version", 0))
-    return DataObject(kind=kind, guid=guid, data=data, version=version)
-
-
-def _relation_guids(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def _unique_text(value: Any) -> str | bool:
-    # false means "no unique key": null values are not unique-indexed
-    return False if value is None else str(value)
-
-
-def _cached(dyn: Dynamic) -> bool:
-    # a dynamic without data yet (null) costs nothing to compute: caching it would only cost round trips
-    return dyn.timeout > 0 and dyn.compute is not no_data_yet
-
-
-# the canonical text of a UUID, in either case (what str(uuid.UUID(value)) gives back, lower-cased): a regular
-# expression, because every listed object's guid is checked and parsing 10,000 UUIDs is measurable
-_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
-
-
-def is_guid(value: Any) -> bool:
-    return isinstance(value, str) and _GUID.fullmatch(value) is not None
 
 
 class Repository:
@@ -153,7 +78,7 @@ class Repository:
             self.counters["object_miss"] += 1
             raise ObjectNotFound(kind, guid)
         self.counters["object_hit"] += 1
-        return _decode(kind, guid, raw)
+        return decode_object(kind, guid, raw)
 
     async def find(self, kind: str, field: str, value: Any) -> DataObject | None:
         """The object whose unique field has this value, or None."""
@@ -177,7 +102,7 @@ class Repository:
         if not wanted:
             return []
         raws = await self.store.execute("MGET", *[keys.obj(kind, g) for g in wanted])
-        found = [_decode(kind, g, raw) for g, raw in zip(wanted, raws, strict=True) if raw is not None]
+        found = [decode_object(kind, g, raw) for g, raw in zip(wanted, raws, strict=True) if raw is not None]
         self.counters["object_hit"] += len(found)
         self.counters["object_miss"] += len(wanted) - len(found)
         return found
@@ -187,7 +112,7 @@ class Repository:
         pairs = await batch.load_kind(self.store, keys.index(kind), keys.obj(kind, ""))
         self.counters["list_hit" if pairs else "list_miss"] += 1
         pairs.sort()
-        found = [_decode(kind, guid, raw) for guid, raw in pairs]
+        found = [decode_object(kind, guid, raw) for guid, raw in pairs]
         self.counters["object_hit"] += len(found)
         return found
 
@@ -205,7 +130,7 @@ class Repository:
             self.counters["object_miss"] += 1
             raise ObjectNotFound(kind, guid)
         self.counters["object_hit"] += 1
-        return _decode(kind, guid, raw), sides
+        return decode_object(kind, guid, raw), sides
 
     async def sides(
         self, kind: str, objects: Sequence[DataObject], reverse: Sequence[str], cached_dynamics: Sequence[str],
@@ -237,7 +162,7 @@ class Repository:
     def cached_dynamics(self, kind: str, names: Sequence[str]) -> list[str]:
         """Which of these dynamics live in the cache (the others are computed on every read)."""
         t = self.types[kind]
-        return [n for n in names if _cached(t.dynamic_by_name[n])]
+        return [n for n in names if is_cached(t.dynamic_by_name[n])]
 
     async def dynamics(
         self, objects: list[DataObject], names: list[str], cached: list[dict[str, str | None]] | None = None,
@@ -271,7 +196,7 @@ class Repository:
                     continue
                 value = await dyn.compute(obj, self)
                 values[name] = value
-                if _cached(dyn):
+                if is_cached(dyn):
                     writes.append(("SET", keys.dynamic(obj.kind, obj.guid, name), json.dumps(value), "EX",
                                    dyn.timeout))
             results.append(values)
@@ -314,12 +239,12 @@ class Repository:
 
     def _index_changes(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         unique = [
-            [p.name, _unique_text(old.get(p.name)), _unique_text(new.get(p.name))]
+            [p.name, unique_text(old.get(p.name)), unique_text(new.get(p.name))]
             for p in t.unique_props if old.get(p.name) != new.get(p.name) or not old
         ]
         relations = []
         for rel in t.relations:
-            before, after = _relation_guids(old.get(rel.key)), _relation_guids(new.get(rel.key))
+            before, after = relation_guids(old.get(rel.key)), relation_guids(new.get(rel.key))
             if before != after or not old:
                 removed = [g for g in before if g not in after]
                 added = [g for g in after if g not in before]
@@ -409,7 +334,7 @@ class Repository:
             detail = json.dumps({
                 "unique": [[p.name, str(current.data[p.name])] for p in t.unique_props
                            if current.data.get(p.name) is not None],
-                "relations": [[r.name, _relation_guids(current.data.get(r.key))] for r in t.relations],
+                "relations": [[r.name, relation_guids(current.data.get(r.key))] for r in t.relations],
                 "referenced_by": [[rr.name, rr.source, rr.relation] for rr in t.reverse],
                 "dynamics": [d.name for d in t.dynamics],
             })

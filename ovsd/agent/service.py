@@ -21,6 +21,7 @@ from ovsd.agent.announcements import StatusAnnouncer
 from ovsd.agent.launcher import LaunchError, Launchers
 from ovsd.agent.registration import register_node
 from ovsd.agent.supervisor import DriverState, DriverSupervisor
+from ovsd.auth.tokens import sweep_expired_tokens
 from ovsd.context import NodeContext
 from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
 from ovsd.store import keys
@@ -36,6 +37,7 @@ class NodeAgent(Service):
 
     name = "agent"
     register_retry = 0.2
+    token_sweep_interval = 300.0
 
     def __init__(
         self, context: NodeContext, repository: Repository, supervisor: DriverSupervisor, launchers: Launchers,
@@ -56,6 +58,7 @@ class NodeAgent(Service):
         self._beating: defer.Deferred[None] | None = None
         self._registered: list[defer.Deferred[str]] = []
         self._worker_beat_pending = False
+        self._last_sweep = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def startService(self) -> None:
@@ -102,6 +105,7 @@ class NodeAgent(Service):
                                      json.dumps(self.live_figures()), "PX",
                                      int(self.config.agent.failure_after * 1000))
             await self.sync_drivers()
+            await self.sweep_tokens()
             await self.push_driver_states()
             await self.announce_status_changes()
         except StoreUnavailable:
@@ -111,6 +115,16 @@ class NodeAgent(Service):
                 self.context.reactor.callLater(self.register_retry, self._tick)
         except Exception:
             log.failure("heartbeat failed")
+
+    async def sweep_tokens(self) -> None:
+        """Every ``token_sweep_interval``, remove the cluster's expired bearer tokens (any node may do it)."""
+        now = self.repo.now()
+        if now - self._last_sweep < self.token_sweep_interval:
+            return
+        self._last_sweep = now
+        removed = await sweep_expired_tokens(self.repo, now)
+        if removed:
+            log.info("removed {count} expired token(s)", count=removed)
 
     # --- heartbeats ------------------------------------------------------------------------------------
     async def heartbeat(self, *components: str) -> None:

@@ -95,6 +95,15 @@ async def purge_expired_tokens(repository: Repository, client_guid: str, now: fl
     return len(expired)
 
 
+async def sweep_expired_tokens(repository: Repository, now: float | None = None) -> int:
+    """Remove every expired token of the cluster (tokens nobody presents again would stay forever)."""
+    now = repository.now() if now is None else now
+    expired = [t.guid for t in await repository.load_all("bearertoken") if is_expired(t, now)]
+    for guid in expired:
+        await remove_token(repository, guid)
+    return len(expired)
+
+
 async def revoke_client_tokens(repository: Repository, client_guid: str) -> int:
     """Remove every token of a client (its secret changed hands, or it is being deleted)."""
     guids = await repository.reverse_guids("client", client_guid, "tokens")

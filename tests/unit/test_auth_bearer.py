@@ -113,3 +113,23 @@ async def test_expired_tokens_of_a_client_are_cleared_when_it_gets_a_new_one(nod
     node.clock.advance(86401)
     await _token(node)
     assert len(await node.repository.guids("bearertoken")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_expired_tokens_nobody_presents_again_are_swept(node: AuthNode) -> None:
+    from ovsd.auth.tokens import sweep_expired_tokens
+
+    status, first, _ = await node.password()
+    assert status == 200
+    lifetime = first["expires_in"]
+    node.clock.advance(lifetime / 2)
+    status, second, _ = await node.password()
+    assert status == 200
+    assert len(await node.repository.guids("bearertoken")) == 2
+    node.clock.advance(lifetime / 2 + 1)  # the first has expired, the second has not
+    assert await sweep_expired_tokens(node.repository) == 1
+    assert len(await node.repository.guids("bearertoken")) == 1
+    status, _, _ = await node.whoami(f"Bearer {second['access_token']}")
+    assert status == 200
+    status, body, _ = await node.whoami(f"Bearer {first['access_token']}")
+    assert (status, body["error"]) == (401, "invalid_token")  # swept: gone, not merely expired

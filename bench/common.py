@@ -209,7 +209,12 @@ def running_node(workdir: Path) -> Iterator[Node]:
 
 def password_token(node: Node, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
     """A bearer token through POST /api/oauth2/token/ (password grant)."""
-    conn = HTTPSConnection("127.0.0.1", node.port, context=node.context, timeout=30)
+    return token_at(node.port, node.context, username, password)
+
+
+def token_at(port: int, context: ssl.SSLContext, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+    """A bearer token from the node on 127.0.0.1:port (password grant, as the GUI logs in)."""
+    conn = HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
     try:
         form = urlencode({"grant_type": "password", "username": username, "password": password})
         conn.request("POST", "/api/oauth2/token/", body=form,

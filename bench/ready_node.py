@@ -10,19 +10,16 @@ registration done), not a guess from polling. ``twistd(workdir)`` is the daemon 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from http.client import HTTPSConnection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-from common import ADMIN_PASSWORD, BenchError, rss_kb, stop_process, wait_answer
+from common import BenchError, rss_kb, stop_process, token_at, wait_answer
 
 from tests.support import BIN, free_port, node_sections, write_config
 
@@ -94,18 +91,7 @@ class ReadyNode:
     def admin_token(self) -> str:
         """A bearer token of the admin (password grant, as the GUI logs in)."""
         assert self.context is not None, "start() first"
-        conn = HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=30)
-        try:
-            form = urlencode({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
-            conn.request("POST", "/api/oauth2/token/", body=form,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
-            response = conn.getresponse()
-            body = response.read()
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise BenchError(f"the token endpoint answered {response.status}: {body!r}")
-        return str(json.loads(body)["access_token"])
+        return token_at(self.port, self.context)
 
     def stop(self) -> None:
         if self.process is not None:

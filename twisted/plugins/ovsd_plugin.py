@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -34,7 +35,13 @@ class OvsdServiceMaker:
     def makeService(self, options: Options) -> Any:
         from ovsd.service import makeService
 
-        return makeService(options["parsed"])
+        service = makeService(options["parsed"])
+        # Everything imported and built so far lives as long as the daemon: out of the collector's way, its
+        # full passes no longer walk those hundreds of thousands of objects while requests are served
+        # (measured: about 8% of the CPU of an object fetch). Only the daemon's process does this.
+        gc.collect()
+        gc.freeze()
+        return service
 
 
 serviceMaker = OvsdServiceMaker()

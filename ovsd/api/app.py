@@ -23,7 +23,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from ovsd.api.call import Call
 from ovsd.api.cors import CorsPolicy
 from ovsd.api.declare import Endpoint, Registry, load_views
-from ovsd.api.dispatch import ALWAYS_ALLOWED, RouteTable
+from ovsd.api.dispatch import ALWAYS_ALLOWED, Resolved, RouteTable
 from ovsd.api.errors import (
     ApiError,
     from_model_error,
@@ -207,19 +207,23 @@ class ApiApp:
         if endpoint.needs_store and not self.context.store.available:
             raise store_unavailable()
         version = negotiated_version(endpoint, self.negotiator.media(request))
-        identity = await self.authenticate(request) if endpoint.authenticates else None
-        if endpoint.token:
-            if identity is None:
-                raise not_authenticated()
-            if not endpoint.role_set <= identity.roles:
-                raise invalid_roles(endpoint.roles_refusal)
-        key = None
-        if resolved.key is not None:
-            assert endpoint.resource is not None
-            key = endpoint.resource.parse_key(resolved.key)
-        call = Call(request, self.context, endpoint, identity, version, key, resolved.path_args)
-        if endpoint.params or endpoint.allowed_fields is not None:
-            call.params = bind(endpoint.params, call.body, request, endpoint.allowed_fields)
+        ahead = self.read_ahead(request, endpoint, version, resolved) if endpoint.read_ahead else None
+        try:
+            identity = await self.authenticate(request) if endpoint.authenticates else None
+            if endpoint.token:
+                if identity is None:
+                    raise not_authenticated()
+                if not endpoint.role_set <= identity.roles:
+                    raise invalid_roles(endpoint.roles_refusal)
+        except BaseException:
+            if ahead is not None and ahead.ahead is not None:
+                ahead.ahead.addErrback(lambda _: None)  # refused: whatever the read found is dropped unseen
+            raise
+        if ahead is not None:
+            call = ahead
+            call.identity = identity
+        else:
+            call = self.prepare(request, endpoint, identity, version, resolved)
         result = await endpoint.handler(call)
         content_type = endpoint.content_types[version] if endpoint.versioned else JSON
         if isinstance(result, Response):
@@ -227,6 +231,34 @@ class ApiApp:
                 result.content_type = content_type
             return result
         return Response(result, endpoint.status, content_type=content_type)
+
+    def read_ahead(self, request: Request, endpoint: Endpoint, version: int, resolved: Resolved) -> Call | None:
+        """The Call with the endpoint's read already started, so that it and the token check leave in one
+        write and come back in one read (a round trip costs as much as the rest of a fetch).
+
+        Only when the call is otherwise well-formed: a bad key or parameter is reported in the usual order
+        (after a 401/403), so it waits for the normal path.
+        """
+        assert endpoint.read_ahead is not None
+        try:
+            call = self.prepare(request, endpoint, None, version, resolved)
+        except ApiError:
+            return None
+        call.ahead = defer.Deferred.fromCoroutine(endpoint.read_ahead(call))
+        return call
+
+    def prepare(
+        self, request: Request, endpoint: Endpoint, identity: Identity | None, version: int, resolved: Resolved,
+    ) -> Call:
+        """The handler's Call: the object key (404 when malformed) and the parameters (400/406)."""
+        key = None
+        if resolved.key is not None:
+            assert endpoint.resource is not None
+            key = endpoint.resource.parse_key(resolved.key)
+        call = Call(request, self.context, endpoint, identity, version, key, resolved.path_args)
+        if endpoint.params or endpoint.allowed_fields is not None:
+            call.params = bind(endpoint.params, call.body, request, endpoint.allowed_fields)
+        return call
 
     async def authenticate(self, request: Request) -> Identity | None:
         """The caller (None without an Authorization header); a bad header raises 401."""

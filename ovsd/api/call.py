@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
 from ovsd.api.identity import Identity
@@ -20,10 +21,13 @@ class Call:
     ``key`` is the object identifier from the path (a lower-case GUID, or an int/str for resources keyed
     otherwise); ``version`` the negotiated API version (the endpoint's highest for html and unversioned
     calls); ``params`` the declared parameters that were sent (or have a default), converted; ``body`` the
-    parsed body as sent (None when empty, read on first use); ``path_args`` the placeholders of an explicit path.
+    parsed body as sent (None when empty, read on first use); ``path_args`` the placeholders of an explicit path;
+    ``ahead`` the result of the endpoint's ``read_ahead`` (started before authentication), when it has one.
     """
 
-    __slots__ = ("_body", "context", "endpoint", "identity", "key", "params", "path_args", "request", "version")
+    __slots__ = (
+        "_body", "ahead", "context", "endpoint", "identity", "key", "params", "path_args", "request", "version",
+    )
 
     def __init__(
         self, request: Request, context: NodeContext, endpoint: Endpoint, identity: Identity | None,
@@ -38,6 +42,7 @@ class Call:
         self.params: dict[str, Any] = {}
         self.path_args = path_args or {}
         self._body: Any = MISSING
+        self.ahead: Deferred[Any] | None = None  # the endpoint's read_ahead, started before authentication
 
     @property
     def body(self) -> Any:

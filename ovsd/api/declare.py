@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from ovsd.api.call import Call
@@ -33,6 +33,8 @@ Kind = Literal["list", "fetch", "create", "patch", "delete", "action", "link"]
 Returns = Literal["task", "object", "list", "value", "none"]
 KeyType = Literal["guid", "int", "str"]
 Handler = Callable[[Call], Awaitable[Any]]
+#: a read started before authentication (a coroutine, so that it starts at once)
+Reader = Callable[[Call], Coroutine[Any, Any, Any]]
 H = TypeVar("H", bound=Handler)
 
 COLLECTION_KINDS = frozenset({"list", "create"})
@@ -101,8 +103,8 @@ class Endpoint:
 
     __slots__ = (
         "allowed_fields", "authenticates", "content_types", "handler", "kind", "method", "name", "needs_store",
-        "params", "path", "path_params", "resource", "returns", "role_set", "roles", "roles_refusal", "status",
-        "summary", "token", "versioned", "versions",
+        "params", "path", "path_params", "read_ahead", "resource", "returns", "role_set", "roles", "roles_refusal",
+        "status", "summary", "token", "versioned", "versions",
     )
 
     def __init__(
@@ -111,7 +113,7 @@ class Endpoint:
         versions: tuple[int, int] = (LOWEST_VERSION, HIGHEST_VERSION), token: bool = True,
         authenticates: bool = True, versioned: bool = True, params: Iterable[Param] = (),
         fields: Iterable[str] | None = None, returns: Returns = "object", summary: str = "",
-        status: int | None = None, needs_store: bool = True,
+        status: int | None = None, needs_store: bool = True, read_ahead: Reader | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown endpoint kind {kind!r}")
@@ -152,6 +154,10 @@ class Endpoint:
         self.summary = summary or _first_line(handler.__doc__)
         self.status = status if status is not None else (204 if returns == "none" else SUCCESS_STATUS[kind])
         self.needs_store = needs_store
+        # a read of the store the handler will need, which does not depend on the caller: it starts while
+        # the caller is being authenticated and the handler finds it in ``call.ahead`` (used only once the
+        # token and roles passed; it must change nothing)
+        self.read_ahead = read_ahead
         self.content_types = {v: f"application/json; version={v}" for v in range(low, high + 1)}
         self.path, self.path_params = _template(path, resource, kind, name)
 
@@ -221,7 +227,7 @@ class Registry:
         versions: tuple[int, int] = (LOWEST_VERSION, HIGHEST_VERSION), token: bool = True,
         authenticates: bool = True, versioned: bool = True, params: Iterable[Param] = (),
         fields: Iterable[str] | None = None, returns: Returns = "object", summary: str = "",
-        status: int | None = None, needs_store: bool = True,
+        status: int | None = None, needs_store: bool = True, read_ahead: Reader | None = None,
     ) -> Callable[[H], H]:
         """Declare the decorated handler as an endpoint (decorators stack: one handler, several endpoints)."""
         target = None
@@ -239,7 +245,7 @@ class Registry:
                 name=action or link, path=path, versions=versions, token=token, authenticates=authenticates,
                 versioned=versioned,
                 params=params, fields=fields, returns=returns, summary=summary, status=status,
-                needs_store=needs_store,
+                needs_store=needs_store, read_ahead=read_ahead,
             ))
             return handler
 

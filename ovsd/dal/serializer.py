@@ -7,13 +7,16 @@ fields and anything named like a password are never sent, whatever is asked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ovsd.dal.batch import Sides
 from ovsd.dal.fields import ObjectType
 from ovsd.dal.repository import DataObject, Repository
+
+#: an object and its sides, as ``Repository.get_with`` reads them
+Fetched = tuple[DataObject, Sides]
 
 # a bulk load of the source objects beats reading each object's reverse index from this many objects on
 _BULK_REVERSE_FROM = 200
@@ -132,12 +135,21 @@ async def serialize(repo: Repository, objects: list[DataObject], contents: Conte
     return await _complete(repo, t, plan, objects, sides, few, everything)
 
 
-async def fetch(repo: Repository, kind: str, guid: str, contents: Contents | None) -> dict[str, Any]:
-    """One object as the API answers it, read with everything it shows in one round trip (or ObjectNotFound)."""
+async def fetch_read(repo: Repository, kind: str, guid: str, contents: Contents | None) -> Fetched:
+    """What answering one object needs from the store, in one round trip (or ObjectNotFound); reads only."""
+    plan = plan_for(repo.type_of(kind), contents or EVERYTHING)
+    return await repo.get_with(kind, guid, [name for _, name in plan.reverse],
+                               repo.cached_dynamics(kind, plan.dynamics))
+
+
+async def fetch(
+    repo: Repository, kind: str, guid: str, contents: Contents | None, read: Awaitable[Fetched] | None = None,
+) -> dict[str, Any]:
+    """One object as the API answers it (or ObjectNotFound). ``read``: the ``fetch_read`` of the same
+    arguments, already started; else it is read here."""
     t = repo.type_of(kind)
     plan = plan_for(t, contents or EVERYTHING)
-    obj, sides = await repo.get_with(kind, guid, [name for _, name in plan.reverse],
-                                     repo.cached_dynamics(kind, plan.dynamics))
+    obj, sides = await (read if read is not None else fetch_read(repo, kind, guid, contents))
     [item] = await _complete(repo, t, plan, [obj], sides, True, None)
     return item
 

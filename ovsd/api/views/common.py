@@ -14,7 +14,7 @@ from ovsd.dal.paging import envelope
 from ovsd.dal.query import ListSpec, parse_query, parse_sort
 from ovsd.dal.registry import TYPES
 from ovsd.dal.repository import DataObject, Repository
-from ovsd.dal.serializer import Contents, fetch, serialize_one
+from ovsd.dal.serializer import Contents, Fetched, fetch, fetch_read, serialize_one
 
 LIST_PARAMS = (
     Param("sort", str, where="query", description="comma-separated fields; -field descends; a.b follows relations"),
@@ -56,8 +56,14 @@ async def fetch_answer(call: Call, obj: DataObject) -> dict[str, Any]:
 
 
 async def fetch_by_guid(call: Call, kind: str) -> dict[str, Any]:
-    """The object of the call's GUID with what ``contents`` asks, read in one round trip (404 when gone)."""
-    return await fetch(repository(call), kind, call.guid, Contents.parse(call.params.get("contents")))
+    """The object of the call's GUID with what ``contents`` asks, read in one round trip (404 when gone);
+    the read is the call's ``ahead`` when the endpoint started it (``read_by_guid``)."""
+    return await fetch(repository(call), kind, call.guid, Contents.parse(call.params.get("contents")), call.ahead)
+
+
+async def read_by_guid(call: Call, kind: str) -> Fetched:
+    """The store read of ``fetch_by_guid``, which changes nothing and may start before authentication."""
+    return await fetch_read(repository(call), kind, call.guid, Contents.parse(call.params.get("contents")))
 
 
 async def patch_answer(call: Call, kind: str) -> dict[str, Any]:
@@ -109,6 +115,9 @@ def declare_served(
     async def fetch_one(call: Call) -> Any:
         return await fetch_by_guid(call, kind)
 
+    async def read_one(call: Call) -> Any:
+        return await read_by_guid(call, kind)
+
     async def patch(call: Call) -> Any:
         return await patch_answer(call, kind)
 
@@ -118,6 +127,7 @@ def declare_served(
     filter_params = tuple(Param(p, GUID, where="query") for p in filters)
     endpoint(resource=name, method="GET", kind="list", roles=read_roles, token=token,
              params=(*LIST_PARAMS, *filter_params), returns="list")(list_all)
-    endpoint(resource=name, method="GET", kind="fetch", roles=read_roles, token=token, params=FETCH_PARAMS)(fetch_one)
+    endpoint(resource=name, method="GET", kind="fetch", roles=read_roles, token=token, params=FETCH_PARAMS,
+             read_ahead=read_one)(fetch_one)
     if patch_roles is not None:
         endpoint(resource=name, method="PATCH", roles=patch_roles, fields=t.writable_fields())(patch)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from io import BytesIO
+from typing import Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -64,6 +65,14 @@ class ApiSite(server.Site):
 
         proto.connectionLost = lost
         return proto
+
+    def getContentFile(self, length: int | None) -> BinaryIO:
+        """Where a request body goes: memory, as ApiRequest keeps at most MAX_BODY of it.
+
+        Without this method twisted.web finds out by catching an AttributeError on every request, and
+        spools a body of unknown or large length to a temporary file (an open and unlink on disk).
+        """
+        return BytesIO()
 
     def log(self, request: http.Request) -> None:
         # the access log costs a write per request: only at log level debug

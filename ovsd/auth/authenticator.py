@@ -8,9 +8,7 @@ is remembered: a revoked token fails on its next call.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from twisted.web.iweb import IRequest
 
@@ -21,16 +19,20 @@ from ovsd.dal.repository import Repository
 from ovsd.store import keys
 
 # ARGV: the unique-index key of the token's hash, then the object key prefixes of bearertoken, client, user.
-# Returns '' when there is no such token, else the JSON text [token guid, token json, user guid, username,
-# '1' if the user is active else '0']; the user guid is '' when the client or the user is gone. The client and
-# user documents are read inside the store: only what an Identity needs crosses the socket, in one bulk reply.
+# Returns an empty array when there is no such token, else a flat array of strings (parsed by the client's C
+# reader, no JSON to decode): token guid, expiration (%.17g: the exact double), client guid, user guid,
+# username, '1' if the user is active else '0', then the token's role guids. The user guid is '' when the
+# client or the user is gone. The client and user documents are read inside the store: only what an Identity
+# needs crosses the socket.
 _LOOKUP = """
 local guid = redis.call('GET', ARGV[1])
-if not guid then return '' end
-local token = redis.call('GET', ARGV[2] .. guid)
-if not token then return '' end
+if not guid then return {} end
+local raw = redis.call('GET', ARGV[2] .. guid)
+if not raw then return {} end
+local token = cjson.decode(raw)
+local expiration = tonumber(token['expiration']) or 0
 local user_guid, username, active = '', '', '0'
-local client_guid = cjson.decode(token)['client_guid']
+local client_guid = token['client_guid']
 if type(client_guid) == 'string' then
   local client = redis.call('GET', ARGV[3] .. client_guid)
   if client then
@@ -44,9 +46,17 @@ if type(client_guid) == 'string' then
         if fields['is_active'] == true then active = '1' end
       end
     end
+  else
+    client_guid = ''
   end
+else
+  client_guid = ''
 end
-return cjson.encode({guid, token, user_guid, username, active})
+local out = {guid, string.format('%.17g', expiration), client_guid, user_guid, username, active}
+if type(token['roles_guids']) == 'table' then
+  for _, role in ipairs(token['roles_guids']) do out[#out + 1] = role end
+end
+return out
 """
 
 #: the metadata root's spelling of each 401 code (the seed's ``authentication_state``)
@@ -97,9 +107,8 @@ class BearerAuthenticator:
         )
         if not reply:
             raise unauthorized("invalid_token", "Invalid token")
-        token_guid, token_raw, user_guid, username, active = json.loads(reply)
-        token_data: dict[str, Any] = json.loads(token_raw)
-        if float(token_data.get("expiration") or 0.0) <= self.clock():
+        token_guid, expiration, client_guid, user_guid, username, active, *role_guids = reply
+        if float(expiration) <= self.clock():
             await remove_token(self.repository, token_guid)
             raise unauthorized("token_expired", "Token expired")
         if not user_guid:
@@ -107,7 +116,6 @@ class BearerAuthenticator:
             raise unauthorized("invalid_token", "Invalid token")
         if active != "1":
             raise unauthorized("inactive_user", "The user of this token is inactive")
-        role_guids: list[str] = token_data.get("roles_guids") or []
         codes = self._role_codes
         if all(g in codes for g in role_guids):
             roles = [codes[g] for g in role_guids]  # known since an earlier call: no lookup, no coroutine
@@ -116,7 +124,7 @@ class BearerAuthenticator:
         return Identity(
             user_guid=user_guid,
             username=username,
-            client_guid=str(token_data["client_guid"]),
+            client_guid=client_guid,
             token_guid=token_guid,
             roles=frozenset(roles),
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any, BinaryIO
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -109,14 +111,20 @@ class ApiSite(server.Site):
         return d.addCallback(close)
 
 
-class BodyLimitResource(resource.Resource):
-    """Answers 413 for an oversized body before any routing, else hands the request to the app."""
+class ApiResource(resource.Resource):
+    """The root: 413 for an oversized body before any routing, declared endpoints straight to ``declared``,
+    everything else to the Klein app.
+
+    ``declared(request)`` serves the call and returns NOT_DONE_YET, or None when the path is not one of
+    the declared endpoints' (Klein then routes it: its static routes and its errors for odd paths).
+    """
 
     isLeaf = True
 
-    def __init__(self, app: resource.IResource) -> None:
+    def __init__(self, app: resource.IResource, declared: Callable[[server.Request], Any] | None = None) -> None:
         super().__init__()
         self.app = app
+        self.declared = declared
 
     def render(self, request: server.Request) -> Any:
         if isinstance(request, ApiRequest) and request.too_large:
@@ -125,4 +133,23 @@ class BodyLimitResource(resource.Resource):
             return (
                 b'{"error":"request_too_large","error_description":"The request body is larger than 1 MiB"}'
             )
+        if self.declared is not None:
+            served = self.declared(request)
+            if served is not None:
+                return served
         return self.app.render(request)
+
+
+def declared_path(path: bytes, static: frozenset[str]) -> str | None:
+    """The part after ``/api/`` of a request path, decoded as Klein decodes it (each segment unquoted, then
+    UTF-8), or None when Klein must route it: not under /api/, empty, starting with a slash, not UTF-8, or
+    one of the ``static`` routes."""
+    if not path.startswith(b"/api/"):
+        return None
+    try:
+        rest = b"/".join([unquote_to_bytes(segment) for segment in path[5:].split(b"/")]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not rest or rest.startswith("/") or rest in static:
+        return None
+    return rest

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from ovsd import tls
 from ovsd.api.app import ApiApp
 from ovsd.api.declare import Registry
-from ovsd.api.http import ApiSite, BodyLimitResource
+from ovsd.api.http import ApiResource, ApiSite
 from ovsd.context import NodeContext
 
 log = Logger()
@@ -28,7 +28,7 @@ class ApiService(Service):
     def __init__(self, context: NodeContext, registry: Registry | None = None) -> None:
         self.context = context
         self.api = ApiApp(context, registry)
-        self.site = ApiSite(BodyLimitResource(self.api.app.resource()), clock=context.reactor)
+        self.site = ApiSite(ApiResource(self.api.app.resource(), self.api.render_declared), clock=context.reactor)
         self.site.access_log = context.config.log.level == "debug"
         self.api.site = self.site
         context.api_site = self.site

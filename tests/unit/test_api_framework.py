@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest_twisted
 
+from ovsd.api.http import declared_path
 from ovsd.store.connection import Store
 from tests.conftest import ApiHarness
 from tests.unit.api_framework_support import CORS_ORIGIN, TEMPLATE, WIDGET, headers, serving
@@ -97,6 +98,35 @@ async def test_unknown_resource_or_action_is_404_not_found(api: ApiHarness) -> N
         status, body, _ = await api.request("GET", path, headers=headers())
         assert status == 404, path
         assert body["error"] == "not_found"
+
+
+@pytest_twisted.ensureDeferred
+async def test_declared_paths_are_decoded_like_every_other_path(api: ApiHarness) -> None:
+    # each segment is percent-decoded, then UTF-8, whichever router serves the path
+    encoded = "".join(f"%{ord(c):02X}" for c in WIDGET)
+    status, body, _ = await api.request("GET", f"/api/widgets/{encoded}/", headers=headers())
+    assert (status, body["key"]) == (200, WIDGET)
+    status, body, _ = await api.request("GET", "/api/%77idgets/", headers=headers())
+    assert status == 200
+    # twisted.web unquotes each segment and Klein joins them with slashes: an encoded slash is a slash
+    status, body, _ = await api.request("GET", f"/api/widgets%2F{WIDGET}/", headers=headers())
+    assert (status, body["key"]) == (200, WIDGET)
+    # the token endpoint keeps its own route, with and without the slash (the declared router has no such
+    # path and would answer 404; this harness has no token service, hence 503)
+    for path in ("/api/oauth2/token", "/api/oauth2/token/"):
+        status, body, _ = await api.request("POST", path, data={"grant_type": "nonsense"})
+        assert (status, body["error"]) == (503, "store_unavailable"), path
+    status, _, _ = await api.request("GET", "/api/widgets/%FF/", headers=headers())
+    assert status == 400
+
+
+def test_declared_path_leaves_static_and_odd_paths_to_klein() -> None:
+    static = frozenset({"oauth2/token", "oauth2/token/"})
+    assert declared_path(b"/api/widgets/", static) == "widgets/"
+    assert declared_path(b"/api/a%2Fb/%C3%A9", static) == "a/b/\u00e9"
+    for path in (b"/api", b"/api/", b"/apis/x", b"/api//x", b"/api/oauth2/token", b"/api/oauth2/token/",
+                 b"/api/%FF", b"/other"):
+        assert declared_path(path, static) is None, path
 
 
 @pytest_twisted.ensureDeferred

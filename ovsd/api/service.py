@@ -6,7 +6,6 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
@@ -14,6 +13,7 @@ from ovsd import tls
 from ovsd.api.app import ApiApp
 from ovsd.api.declare import Registry
 from ovsd.api.http import ApiResource, ApiSite
+from ovsd.api.transport import listen_tls
 from ovsd.context import NodeContext
 
 log = Logger()
@@ -45,11 +45,10 @@ class ApiService(Service):
     def startService(self) -> None:
         super().startService()
         config = self.context.config
-        endpoint = SSL4ServerEndpoint(
-            self.context.reactor, config.api.port, tls.server_options(config.tls_dir),
-            interface=config.api.host,
+        d = defer.maybeDeferred(
+            listen_tls, self.context.reactor, config.api.port, self.site, tls.server_options(config.tls_dir),
+            config.api.host,
         )
-        d = endpoint.listen(self.site)
 
         def listening(port: IListeningPort) -> None:
             self.port = port

@@ -19,6 +19,7 @@ from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import NO_BODY_CODES
 from twisted.web.server import NOT_DONE_YET, Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
@@ -102,6 +103,9 @@ STATIC_ROUTES = frozenset({"oauth2/token", "oauth2/token/"})
 def _send(request: Request, body: bytes) -> None:
     if request._disconnected or request.finished:
         return  # the client went away meanwhile: there is no one to answer
+    if request.code not in NO_BODY_CODES:
+        # with its length known the answer leaves in one write, without chunk framing and a closing chunk
+        request.setHeader(b"Content-Length", b"%d" % len(body))
     request.write(body)
     request.finish()
 

@@ -144,9 +144,13 @@ async def test_undeclared_method_is_405_with_allow(api: ApiHarness) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_head_is_answered_like_get_without_a_body(api: ApiHarness) -> None:
+    get = await api.client.request("GET", api.url(f"/api/widgets/{WIDGET}/"), headers=headers())
+    raw = await get.content()
     status, body, response = await api.request("HEAD", f"/api/widgets/{WIDGET}/", headers=headers())
     assert status == 200
     assert body is None
+    # the length the GET body has (answers are not chunked)
+    assert response.headers.getRawHeaders("content-length") == [str(len(raw))]
     assert content_type(response) == "application/json; version=2"
 
 
@@ -158,6 +162,7 @@ async def test_success_statuses_follow_the_endpoint_kind(api: ApiHarness) -> Non
     assert status == 202
     status, body, response = await api.request("DELETE", f"/api/widgets/{WIDGET}/", headers=headers())
     assert (status, body) == (204, None)
+    assert response.headers.getRawHeaders("content-length") is None  # a 204 has no body, not even a length
     # a handler may answer its own status
     status, body, response = await api.request("POST", f"/api/widgets/{WIDGET}/archive/", headers=headers())
     assert (status, body) == (202, "task-1")

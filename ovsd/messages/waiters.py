@@ -25,14 +25,16 @@ class Waiter(defer.Deferred[Delivery | None]):
     types: tuple[str, ...]
     after: int
     tick: int
+    held = True  # in the registry's index (False once released or dropped)
 
 
 class WaiterRegistry:
     """Holds the waiters of this process and releases them."""
 
-    def __init__(self, clock: IReactorTime, resolution: float = 0.05) -> None:
+    def __init__(self, clock: IReactorTime, resolution: float = 0.05, release_slice: int = 500) -> None:
         self.clock = clock
         self.resolution = resolution
+        self.release_slice = release_slice
         self.count = 0
         self._by_type: dict[str, set[Waiter]] = {}
         self._ticks: dict[int, set[Waiter]] = {}
@@ -87,9 +89,22 @@ class WaiterRegistry:
         if gap_below is not None:
             released += self._take_all(lambda w: w.after + 1 < gap_below, last_id)
         # fire only once the index is consistent: a callback may well start the next wait at once
-        for waiter, delivery in released:
-            waiter.callback(delivery)
+        self._fire(released)
         return len(released)
+
+    def _fire(self, released: list[tuple[Waiter, Delivery]]) -> None:
+        """Fire a slice of released waiters now and the rest on the next reactor turns.
+
+        Answering one waiter costs about 0.1 ms of CPU; firing 10,000 in one pass would write the first
+        answer only after the last was built. In slices, answers leave (and clients read them) while the
+        next ones are built.
+        """
+        now, rest = released[:self.release_slice], released[self.release_slice:]
+        for waiter, delivery in now:
+            if not waiter.called:  # a waiter cancelled since it was released stays silent
+                waiter.callback(delivery)
+        if rest:
+            self.clock.callLater(0, self._fire, rest)
 
     def release_all(self, last_id: int, missed: bool) -> int:
         """Release every waiter with no messages (the log went back, or the bus stops)."""
@@ -108,6 +123,9 @@ class WaiterRegistry:
 
     # --- bookkeeping -------------------------------------------------------------------------------------
     def _forget(self, waiter: Waiter, skip_type: str | None = None) -> None:
+        if not waiter.held:
+            return  # released already (and cancelled before its slice fired)
+        waiter.held = False
         for t in waiter.types:
             if t == skip_type:
                 continue

@@ -101,3 +101,20 @@ def test_release_all_and_the_lowest_position() -> None:
     assert registry.release_all(2, missed=True) == 2
     assert got == [([], 2, True), ([], 2, True)]
     assert registry.count == 0 and clock.getDelayedCalls() == []
+
+
+def test_a_large_release_fires_in_slices_and_a_waiter_that_leaves_meanwhile_stays_silent() -> None:
+    clock = task.Clock()
+    registry = WaiterRegistry(clock, release_slice=500)
+    waiters = [registry.add((EVENT,), 0, 60) for _ in range(1200)]
+    got = [results(w) for w in waiters]
+    assert registry.deliver([msg(1, EVENT)], 1) == 1200
+    assert registry.count == 0  # all left the index at once: a new wait registers behind the release
+    assert sum(1 for g in got if g) == 500
+    leaving = next(i for i, g in enumerate(got) if not g)
+    waiters[leaving].cancel()
+    clock.advance(0)  # the next turns (a Clock runs them all at once)
+    assert all(len(g) == 1 for g in got)  # fired once: with the delivery, or with the cancellation
+    assert isinstance(got[leaving][0], Failure) and got[leaving][0].check(defer.CancelledError)
+    assert sum(1 for g in got if g[0] == ([msg(1, EVENT)], 1, False)) == 1199
+    assert registry.count == 0 and clock.getDelayedCalls() == []

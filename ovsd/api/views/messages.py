@@ -60,7 +60,8 @@ class SharedAnswer:
 
     A fan-out hands one message list object to every waiter of the same types, so thousands of answers in a
     row are equal; encoding each would be a tenth of the cost of answering. The entry holds that list, so
-    the identity test cannot be fooled by a new list at a reused address.
+    the identity test cannot be fooled by a new list at a reused address; the bus never changes a list it
+    handed out (each batch builds its own).
     """
 
     def __init__(self) -> None:
@@ -68,9 +69,12 @@ class SharedAnswer:
         self._encoded = b""
 
     def encode(self, body: dict[str, Any]) -> bytes:
-        key = (body["messages"], body["last_message_id"], tuple(body["subscriptions"]), body.get("missed", False))
+        messages = body["messages"]
+        if not messages:
+            return encode_json(body)  # a timeout's answer: cheap, and a fresh empty list each time
+        key = (messages, body["last_message_id"], tuple(body["subscriptions"]), body.get("missed", False))
         last = self._key
-        if (last is not None and last[0] is key[0] and last[0] and last[1:] == key[1:]):
+        if last is not None and last[0] is messages and last[1:] == key[1:]:
             return self._encoded
         self._key, self._encoded = key, encode_json(body)
         return self._encoded

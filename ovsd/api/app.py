@@ -36,7 +36,7 @@ from ovsd.api.errors import (
     www_authenticate,
 )
 from ovsd.api.html import LinkResolver, render_page
-from ovsd.api.http import ApiSite, declared_path
+from ovsd.api.http import ApiRequest, ApiSite, declared_path
 from ovsd.api.identity import Identity
 from ovsd.api.metadata import api_metadata, storagerouter_ips
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
@@ -334,7 +334,10 @@ class ApiApp:
         if rest is None:
             return None
         d = defer.Deferred.fromCoroutine(self.serve(request, lambda r: self.dispatch(r, rest), needs_store=False))
-        request.notifyFinish().addErrback(lambda _: d.cancel())
+        if isinstance(request, ApiRequest):
+            request.on_lost = d.cancel
+        else:
+            request.notifyFinish().addErrback(lambda _: d.cancel())
         d.addCallbacks(lambda body: _send(request, body), lambda failure: _unsent(request, failure))
         return NOT_DONE_YET
 

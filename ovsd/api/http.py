@@ -38,17 +38,24 @@ class ApiRequest(server.Request):
             return
         super().handleContentChunk(data)
 
-    # the site's in-flight count, told directly when the request ends: a notifyFinish Deferred per request
-    # would cost as much as a tenth of answering a long-poll
+    # told directly when the request ends (the site's in-flight count) and when its client goes away first
+    # (cancel the handler): a notifyFinish Deferred for each costs a few percent of answering a long-poll
     on_end: Callable[[], None] | None = None
+    on_lost: Callable[[], object] | None = None
 
     def finish(self) -> None:
         super().finish()
+        self.on_lost = None
         self._ended()
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
-        self._ended()
+        on_lost, self.on_lost = self.on_lost, None
+        try:
+            if on_lost is not None:
+                on_lost()
+        finally:
+            self._ended()
 
     def _ended(self) -> None:
         on_end, self.on_end = self.on_end, None

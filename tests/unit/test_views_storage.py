@@ -121,3 +121,27 @@ async def test_fifty_concurrent_patches_of_different_fields_all_survive(views_no
     # the untouched fields are as they were
     assert final["storagedriver_id"] == before.data["storagedriver_id"]
     assert final["vpool_guid"] == cluster.vpool
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fetch_answers_the_caller_before_the_object(views_node: ViewsNode) -> None:
+    # the object is read while the token is checked; the answer still says 401 before 404, and a refused
+    # caller learns nothing about the object, present or not
+    node = views_node
+    present = (await populate(node.repository, "1")).storagerouter
+    absent = "6f1c2d3e-4b5a-4c6d-8e7f-8091a2b3c4d5"
+    token = await node.admin_token("read")
+    for guid in (present, absent):
+        reply = await node.call("GET", f"/api/storagerouters/{guid}/")
+        assert (reply.status, reply.body["error"]) == (401, "not_authenticated")
+        reply = await node.call("GET", f"/api/storagerouters/{guid}/", "not-a-token")
+        assert (reply.status, reply.body["error"]) == (401, "invalid_token")
+    assert (await node.call("GET", f"/api/storagerouters/{absent}/", token)).status == 404
+    reply = await node.call("GET", f"/api/storagerouters/{present}/", token)
+    assert (reply.status, reply.body["guid"]) == (200, present)
+    # a fetch with contents reads what it asks (the read started early is the same read)
+    everything = reply.body
+    assert "status" in everything and "storagedrivers_guids" in everything
+    reply = await node.call("GET", f"/api/storagerouters/{present}/?contents=status", token)
+    assert reply.status == 200
+    assert "status" in reply.body and "storagedrivers_guids" not in reply.body

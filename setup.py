@@ -15,7 +15,7 @@ setup(
         "twisted[tls]>=24.7",
         "klein>=24.8",
         "txredisapi>=1.4.10",
-        "hiredis>=2.0",  # txredisapi parses replies with it when present: several times faster
+        "hiredis>=2.1",  # our store connection packs commands (pack_command, 2.1) and parses replies with it
         "treq>=24.9",
         "service-identity>=24.1",
         "pyopenssl>=24.2",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest_twisted
 from treq.client import HTTPClient
 from twisted.internet import defer, reactor, task
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 
 from ovsd import tls
 from ovsd.agent.launcher import Launchers
@@ -63,6 +63,25 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
         await task.deferLater(reactor, interval, lambda: None)
+
+
+async def hang_up(work: WorkNode, path: str, token: str, count: int, held: Callable[[], int]) -> None:
+    """``count`` clients GET ``path`` and hang up while the node holds them (``held()`` counts them); each
+    must leave at once (``held()`` back to 0 within 2 s) and none may have got an answer."""
+    headers = {"Accept": "application/json; version=1", "Authorization": f"Bearer {token}"}
+    url = work.node.api.url(path)
+    hanging_up: list[defer.Deferred[Any]] = [work.node.api.client.get(url, headers=headers) for _ in range(count)]
+    await until(lambda: held() == count)
+    for request in hanging_up:
+        request.cancel()  # closes its connection
+    await until(lambda: held() == 0, timeout=2)
+    for request in hanging_up:
+        try:
+            await request
+        except (ResponseNeverReceived, defer.CancelledError):
+            pass
+        else:
+            raise AssertionError("a cancelled request got an answer")
 
 
 class Gates:

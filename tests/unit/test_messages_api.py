@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import defer
-from twisted.web.client import ResponseNeverReceived
 
 from ovsd.messages import EVENT, TASK_COMPLETE, Retention, publish, publish_event, publish_task_complete
 from tests.views_support import Reply
-from tests.work_support import WorkNode, eventually, until, work_node
+from tests.work_support import WorkNode, eventually, hang_up, until, work_node
 
 __all__ = ["work_node"]  # fixtures
 
@@ -155,20 +154,8 @@ async def test_a_client_that_hangs_up_mid_wait_leaves_no_waiter_behind(work_node
     token = await work.token("read")
     await call(work, "POST", f"/api/messages/{SID}/subscribe/", token, [TASK_COMPLETE, EVENT])
     last = (await call(work, "GET", f"/api/messages/{SID}/last/", token)).body
-    headers = {"Accept": "application/json; version=1", "Authorization": f"Bearer {token}"}
-    url = work.node.api.url(f"/api/messages/{SID}/wait/?message_id={last}&timeout=60")
-    hanging_up: list[defer.Deferred[Any]] = [work.node.api.client.get(url, headers=headers) for _ in range(5)]
-    await until(lambda: work.bus.waiter_count == 5)
-    for request in hanging_up:
-        request.cancel()  # closes its connection
-    await until(lambda: work.bus.waiter_count == 0, timeout=2)
-    for request in hanging_up:
-        try:
-            await request
-        except (ResponseNeverReceived, defer.CancelledError):
-            pass
-        else:
-            raise AssertionError("a cancelled request got an answer")
+    await hang_up(work, f"/api/messages/{SID}/wait/?message_id={last}&timeout=60", token, 5,
+                  lambda: work.bus.waiter_count)
     assert work.node.api.service.site.in_flight == 0
     # the next client is served as usual
     pending = defer.ensureDeferred(waiting(work, token, SID, f"message_id={last}&timeout=30"))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import pytest_twisted
 from twisted.internet import defer, reactor, task
-from twisted.web.client import ResponseNeverReceived
 
 from ovsd.store.connection import Store
 from tests.views_support import Reply
-from tests.work_support import WorkNode, eventually, until, work_node
+from tests.work_support import WorkNode, eventually, hang_up, until, work_node
 
 __all__ = ["work_node"]  # fixtures
 
@@ -184,20 +182,7 @@ async def test_a_client_that_hangs_up_during_get_releases_its_wait(work_node: Wo
     token = await work.token("read")
     task_id = await work.enqueue("test.gated", key="h")
     await eventually(lambda: status_is(work, task_id, "STARTED"))
-    headers = {"Accept": "application/json; version=1", "Authorization": f"Bearer {token}"}
-    url = work.node.api.url(f"/api/tasks/{task_id}/get/?timeout=60")
-    hanging_up: list[defer.Deferred[Any]] = [work.node.api.client.get(url, headers=headers) for _ in range(3)]
-    await until(lambda: work.engine.waiting == 3)
-    for request in hanging_up:
-        request.cancel()  # closes its connection
-    await until(lambda: work.engine.waiting == 0, timeout=2)
-    for request in hanging_up:
-        try:
-            await request
-        except (ResponseNeverReceived, defer.CancelledError):
-            pass
-        else:
-            raise AssertionError("a cancelled request got an answer")
+    await hang_up(work, f"/api/tasks/{task_id}/get/?timeout=60", token, 3, lambda: work.engine.waiting)
     # the task itself is untouched, and a client that stays gets its result
     staying = defer.ensureDeferred(get(work, f"/api/tasks/{task_id}/get/?timeout=30", token))
     await until(lambda: work.engine.waiting == 1)

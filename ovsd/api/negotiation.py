@@ -91,10 +91,14 @@ class Negotiator:
 def negotiated_version(endpoint: Endpoint, media: Media) -> int:
     """The version a call is served in; 406 when it is missing or outside the endpoint's range.
 
-    Unversioned endpoints and html pages are served in the endpoint's highest version; so is ``*``
-    (the highest the endpoint speaks, which is 2 for every endpoint that reaches version 2).
+    Unversioned endpoints and html pages are served in the endpoint's highest version. ``*`` is the
+    seed era's version 1 (contract §2): that era's API answered ``*`` with its highest version, which was
+    1, and its web GUI sends ``*`` and walks lists as plain arrays. An endpoint that starts above 1 is
+    served in its lowest version.
     """
     low, high = endpoint.versions
+    if media.star and endpoint.versioned and not media.html:
+        return low
     if not endpoint.versioned or media.star or media.html:
         return high
     version = media.version

@@ -19,9 +19,12 @@ async def test_the_branding_needs_no_token_but_a_bad_token_still_fails(views_nod
     assert fetched.status == 200
     assert {k: fetched.body[k] for k in ("name", "productname", "css", "is_default")} == {
         "name": "Default", "productname": "Open vStorage", "css": "bootstrap-default.min.css", "is_default": True}
-    v2 = await node.call("GET", "/api/branding/?contents=", version="*")
+    v2 = await node.call("GET", "/api/branding/?contents=", version="2")
     assert v2.header("Content-Type") == "application/json; version=2"
     assert [b["productname"] for b in v2.body["data"]] == ["Open vStorage"]
+    star = await node.call("GET", "/api/branding/?contents=", version="*")
+    assert star.header("Content-Type") == "application/json; version=1"
+    assert [b["productname"] for b in star.body] == ["Open vStorage"]
     bad = (("Bearer not-a-token", "invalid_token"), ("Basic dXNlcjpwdw==", "invalid_authorization_type"))
     for authorization, code in bad:
         for path in ("/api/branding/", f"/api/branding/{guid}/"):

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ovsd.dal.hybrids.unmeasured import zero_statistics
+
 # --- the fields of the kinds under test (contract §6) -------------------------------------------------------
 PUBLIC_PROPS: dict[str, tuple[str, ...]] = {
     "vdisk": ("name", "description", "size", "devicename", "order", "volume_id", "parentsnapshot", "cinder_id"),
@@ -92,7 +94,18 @@ class World:
             return self.status(data.get("heartbeats") or {})
         if kind == "pmachine" and name == "host_status":
             return "UNKNOWN"
-        return None  # the data plane is not there: null, never invented
+        # the data plane is not there: the empty value of each (contract §6 "Never null"), never invented data
+        if name == "statistics":
+            return zero_statistics(self.now)
+        if name in ("failover_mode", "hypervisor_status"):
+            return "UNKNOWN"
+        if name == "stored_data":
+            return 0
+        if name in ("snapshots", "vmachines_guids", "vdisks_guids", "storagerouters_guids"):
+            return []
+        if name == "info":
+            return {"stored": 0, "failover_mode": "UNKNOWN"}
+        return None
 
     def status(self, beats: dict[str, Any]) -> str:
         process, celery = beats.get("process"), beats.get("celery")

@@ -50,7 +50,7 @@ async def test_a_fetch_shows_relations_reverse_relations_and_dynamics_read_in_on
     assert first["pmachine_guid"] == cluster.pmachine
     assert first["storagedrivers_guids"] == [cluster.storagedriver]
     assert first["vpools_guids"] == [cluster.vpool]  # computed, then cached
-    assert first["status"] == "UNKNOWN" and first["statistics"] is None
+    assert first["status"] == "UNKNOWN" and first["statistics"]["data_read_ps"] == 0  # nothing measured yet
     sent = count_commands(store, monkeypatch)
     again = await fetch(repo, "storagerouter", cluster.storagerouter, None)
     assert sent == ["EVALSHA"]

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
+from ovsd.dal.hybrids import unmeasured
 from ovsd.store import keys
 
 
@@ -47,7 +48,8 @@ TYPE = ObjectType(
         dynamic_of("pid", int, 0, _live("pid"), "pid of its process on its node"),
         dynamic_of("restarts", int, 0, _live("restarts"), "restarts of its process after crashes"),
         dynamic_of("last_exit", str, 0, _live("last_exit"), "how its process last ended (exit code or signal)"),
-        dynamic_of("statistics", dict, 5, doc="Aggregated vDisk statistics (null until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, doc="Data stored (null until the data plane exists)"),
+        dynamic_of("statistics", dict, 5, unmeasured.statistics,
+                   "Aggregated vDisk statistics (zeros until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, unmeasured.stored_data, "Data stored (0 until the data plane exists)"),
     ],
 )

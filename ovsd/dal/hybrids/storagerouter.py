@@ -3,6 +3,7 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
+from ovsd.dal.hybrids import unmeasured
 from ovsd.dal.status import storagerouter_status
 
 
@@ -32,12 +33,17 @@ TYPE = ObjectType(
                         doc="The pMachine hosting this StorageRouter")],
     dynamics=[
         dynamic_of("status", str, 0, _status, "OK | WARNING | FAILURE | UNKNOWN, from the heartbeat ages"),
-        dynamic_of("statistics", dict, 5, doc="Aggregated vDisk statistics (null until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, doc="Data stored by this StorageRouter's vPools (null until known)"),
-        dynamic_of("failover_mode", str, 60, doc="Failover mode status (null until the data plane exists)"),
-        dynamic_of("vmachines_guids", list, 15, doc="vMachines served here (null until the data plane exists)"),
+        dynamic_of("statistics", dict, 5, unmeasured.statistics,
+                   "Aggregated vDisk statistics (zeros until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, unmeasured.stored_data,
+                   "Data stored by this StorageRouter's vPools (0 until the data plane exists)"),
+        dynamic_of("failover_mode", str, 60, unmeasured.unknown,
+                   "Failover mode status (UNKNOWN until the data plane exists)"),
+        dynamic_of("vmachines_guids", list, 15, unmeasured.no_guids,
+                   "vMachines served here ([] until the data plane exists)"),
         dynamic_of("vpools_guids", list, 15, _vpools_guids, "vPools served by this StorageRouter"),
-        dynamic_of("vdisks_guids", list, 15, doc="vDisks served here (null until the data plane exists)"),
+        dynamic_of("vdisks_guids", list, 15, unmeasured.no_guids,
+                   "vDisks served here ([] until the data plane exists)"),
     ],
     default_sort=("name",),
 )

@@ -1,6 +1,7 @@
 """VDisk: a virtual disk served by a vPool."""
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
+from ovsd.dal.hybrids import unmeasured
 
 TYPE = ObjectType(
     kind="vdisk",
@@ -21,9 +22,10 @@ TYPE = ObjectType(
         Relation("parent_vdisk", "vdisk", "child_vdisks", writable=False, doc="The vDisk this one was cloned from"),
     ],
     dynamics=[
-        dynamic_of("snapshots", list, 60, doc="Snapshots (null until the data plane exists)"),
-        dynamic_of("info", dict, 60, doc="Volume driver information (null until the data plane exists)"),
-        dynamic_of("statistics", dict, 5, doc="I/O statistics (null until the data plane exists)"),
+        dynamic_of("snapshots", list, 60, unmeasured.no_snapshots, "Snapshots ([] until the data plane exists)"),
+        dynamic_of("info", dict, 60, unmeasured.volume_info,
+                   "Volume driver information (stored 0, failover_mode UNKNOWN until the data plane exists)"),
+        dynamic_of("statistics", dict, 5, unmeasured.statistics, "I/O statistics (zeros until the data plane exists)"),
         dynamic_of("storagedriver_id", str, 60, doc="StorageDriver serving the vDisk (null until known)"),
         dynamic_of("storagerouter_guid", str, 15, doc="StorageRouter serving the vDisk (null until known)"),
         dynamic_of("is_vtemplate", bool, 60, doc="Whether the vDisk is a template (null until known)"),

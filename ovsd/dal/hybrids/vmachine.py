@@ -3,6 +3,7 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
+from ovsd.dal.hybrids import unmeasured
 
 
 async def _vpools_guids(obj: Any, repo: Any) -> list[str]:
@@ -27,12 +28,15 @@ TYPE = ObjectType(
         Relation("vpool", "vpool", "vmachines", doc="The vPool the vMachine is stored on (for VSAs: none)"),
     ],
     dynamics=[
-        dynamic_of("snapshots", list, 60, doc="Snapshots grouped by timestamp (null until the data plane exists)"),
-        dynamic_of("hypervisor_status", str, 300, doc="Status on the hypervisor (null until integration exists)"),
-        dynamic_of("statistics", dict, 5, doc="I/O statistics (null until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, doc="Data stored (null until the data plane exists)"),
-        dynamic_of("failover_mode", str, 60, doc="Failover mode (null until the data plane exists)"),
-        dynamic_of("storagerouters_guids", list, 15, doc="StorageRouters serving its disks (null until known)"),
+        dynamic_of("snapshots", list, 60, unmeasured.no_snapshots,
+                   "Snapshots grouped by timestamp ([] until the data plane exists)"),
+        dynamic_of("hypervisor_status", str, 300, unmeasured.unknown,
+                   "Status on the hypervisor (UNKNOWN until the hypervisor integration exists)"),
+        dynamic_of("statistics", dict, 5, unmeasured.statistics, "I/O statistics (zeros until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, unmeasured.stored_data, "Data stored (0 until the data plane exists)"),
+        dynamic_of("failover_mode", str, 60, unmeasured.unknown, "Failover mode (UNKNOWN until the data plane exists)"),
+        dynamic_of("storagerouters_guids", list, 15, unmeasured.no_guids,
+                   "StorageRouters serving its disks ([] until the data plane exists)"),
         dynamic_of("vpools_guids", list, 15, _vpools_guids, "vPools holding its vDisks"),
     ],
     default_sort=("name", "vpool_guid"),

@@ -1,6 +1,7 @@
 """VPool: a storage pool exposed on StorageRouters by StorageDrivers."""
 
 from ovsd.dal.fields import ObjectType, Prop, dynamic_of
+from ovsd.dal.hybrids import unmeasured
 
 TYPE = ObjectType(
     kind="vpool",
@@ -18,8 +19,9 @@ TYPE = ObjectType(
     ],
     dynamics=[
         dynamic_of("status", str, 10, doc="Status of the vPool (null until the data plane exists)"),
-        dynamic_of("statistics", dict, 5, doc="Aggregated vDisk statistics (null until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, doc="Data stored (null until the data plane exists)"),
+        dynamic_of("statistics", dict, 5, unmeasured.statistics,
+                   "Aggregated vDisk statistics (zeros until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, unmeasured.stored_data, "Data stored (0 until the data plane exists)"),
     ],
     default_sort=("name",),
 )

@@ -1,0 +1,84 @@
+"""What the seed era's web GUI reads without checks: plain lists for ``version=*`` and no nulls where it
+walks a value (contract §2, §6 "Never null")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest_twisted
+
+from ovsd.dal.registry import PUBLIC_KINDS, TYPES
+from tests.views_support import ViewsNode, populate, views_node
+
+__all__ = ["views_node"]  # fixtures
+
+PATHS = {kind: "branding" if kind == "branding" else f"{kind}s" for kind in PUBLIC_KINDS}
+
+
+def list_fields(kind: str) -> set[str]:
+    """Every list-valued field a kind declares: many-relations, reverse relations, list dynamics."""
+    t = TYPES[kind]
+    names = {r.key for r in t.relations if r.many} | {rr.key for rr in t.reverse}
+    return names | {d.name for d in t.dynamics if d.kind is list}
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_star_lists_are_plain_arrays_and_version_2_the_envelope(views_node: ViewsNode) -> None:
+    node = views_node
+    await populate(node.repository)
+    token = await node.admin_token()
+    for path in PATHS.values():
+        star = await node.call("GET", f"/api/{path}/?contents=", token, version="*")
+        assert star.status == 200, (path, star.body)
+        assert star.header("Content-Type") == "application/json; version=1", path
+        assert isinstance(star.body, list) and star.body, path
+        assert all(isinstance(item, dict) and "guid" in item for item in star.body), path
+        guids = await node.call("GET", f"/api/{path}/", token, version="*")
+        assert isinstance(guids.body, list) and all(isinstance(g, str) for g in guids.body), path
+        two = await node.call("GET", f"/api/{path}/", token, version="2")
+        assert two.header("Content-Type") == "application/json; version=2", path
+        assert set(two.body) >= {"data", "_paging"} and sorted(two.body["data"]) == sorted(guids.body), path
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_list_valued_field_of_any_resource_is_null(views_node: ViewsNode) -> None:
+    node = views_node
+    repo = node.repository
+    await populate(repo)
+    # a second cluster with nothing in it: a vPool without vDisks, a vMachine without disks, a lone router
+    lone = await populate(repo, "2")
+    await repo.delete("vdisk", lone.vdisk)
+    token = await node.admin_token()
+    seen: dict[str, int] = {}
+    for kind, path in PATHS.items():
+        wanted = list_fields(kind)
+        listed = await node.call("GET", f"/api/{path}/?contents=_dynamics,_relations", token, version="*")
+        assert listed.status == 200, (path, listed.body)
+        fetched = [(await node.call("GET", f"/api/{path}/{item['guid']}/", token)).body for item in listed.body]
+        for item in [*listed.body, *fetched]:
+            for name in wanted:
+                assert isinstance(item.get(name), list), f"{path} {item['guid']} {name} = {item.get(name)!r}"
+            check_gui_values(path, item)
+        seen[kind] = len(listed.body)
+    assert all(seen[k] >= 1 for k in ("storagerouter", "vpool", "vmachine", "vdisk", "client", "group", "role"))
+
+
+def check_gui_values(path: str, item: dict[str, Any]) -> None:
+    """The values the GUI formats or lower-cases: present and of their type, never null."""
+    where = f"{path} {item['guid']}"
+    if "failover_mode" in item:
+        assert isinstance(item["failover_mode"], str) and item["failover_mode"], where
+    if "hypervisor_status" in item:
+        assert isinstance(item["hypervisor_status"], str), where
+    if "stored_data" in item:
+        assert item["stored_data"] == 0, where  # nothing is measured before the data plane exists
+    if "statistics" in item:
+        stats = item["statistics"]
+        assert isinstance(stats, dict), where
+        for counter in ("data_read", "data_written", "read_operations", "write_operations", "operations",
+                        "data_transferred", "cache_hits", "sco_cache_hits", "cluster_cache_hits",
+                        "sco_cache_misses", "backend_data_read", "backend_data_written"):
+            assert stats[counter] == 0 and stats[f"{counter}_ps"] == 0, (where, counter)
+        assert isinstance(stats["timestamp"], float), where
+    if path == "vdisks":
+        assert item["info"]["failover_mode"] == "UNKNOWN" and item["info"]["stored"] == 0, where

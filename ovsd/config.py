@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ovsd.store.connection import parse_store_url
+
 
 class ConfigError(Exception):
     """A configuration key is unknown, of the wrong type or impossible."""
@@ -161,23 +163,12 @@ def _host(v: str) -> str | None:
 
 
 def _store_url(v: str) -> str | None:
-    if v == "embedded":
-        return None
-    parts = urlsplit(v)
-    if parts.scheme == "redis" and parts.hostname:
-        try:
-            _ = parts.port
-        except ValueError:
-            return "has an invalid port"
-        db = parts.path.strip("/")
-        if db and not db.isdigit():
-            return "has a database that is not a number"
-        return None
-    if parts.scheme == "unix" and parts.path:
-        return None
-    if parts.scheme == "sentinel":
-        return "sentinel:// is not supported yet (use embedded, redis:// or unix://)"
-    return "must be 'embedded', redis://host:port/db or unix:///path.sock"
+    # the store layer owns what a store URL may say
+    try:
+        parse_store_url(v, Path("."))
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _level(v: str) -> str | None:

@@ -1,1 +1,1 @@
-"""The shared store: Valkey/Redis through txredisapi, embedded or external."""
+"""The shared store: Valkey/Redis, embedded or external. The only package that speaks the Redis protocol."""

@@ -1,116 +1,168 @@
 """The connection pool to the store, and the one error every caller sees while it is down.
 
-txredisapi queues a command until a connection exists, which would turn an outage into hung requests.
-``Store`` refuses at once (``StoreUnavailable``) when no connection is up, and drops a connection whose
-commands got no reply for ``command_timeout`` (failing them the same way), so the API can answer 503
-``store_unavailable`` and recover by itself when the server returns.
+A command is never queued waiting for a connection: that would turn an outage into hung requests. ``Store``
+refuses at once (``StoreUnavailable``) when no connection is up, and drops a connection whose commands got
+no reply for ``command_timeout`` (failing them the same way), so the API can answer 503 ``store_unavailable``
+and recover by itself when the server returns. Each connection is kept by a Twisted ``ClientService``: it
+reconnects with a back-off capped at ``max_retry_delay`` and never gives up, whatever the link does (a
+connection that is accepted and then reset, or never answers its handshake, counts as a failed attempt).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-import hiredis
-import txredisapi
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, ssl
 from twisted.internet import reactor as global_reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+
+from ovsd.store.errors import (
+    StoreCommandError,
+    StoreError,
+    StoreProtocolError,
+    StoreReplyError,
+    StoreUnavailable,
+)
+from ovsd.store.protocol import StoreProtocol
+
+__all__ = [
+    "Store",
+    "StoreAddress",
+    "StoreCommandError",
+    "StoreError",
+    "StoreProtocolError",
+    "StoreReplyError",
+    "StoreUnavailable",
+    "load_lua",
+    "parse_store_url",
+]
 
 log = Logger()
 
 
-class StoreUnavailable(Exception):
-    """The store cannot be reached; nothing was written."""
+@dataclass(frozen=True)
+class StoreAddress:
+    """Where the store is and how to log in: what a ``store.url`` says."""
+
+    kind: str  # "unix", "tcp" or "tls"
+    path: str = ""
+    host: str = ""
+    port: int = 6379
+    db: int | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def description(self) -> str:
+        """The address for log lines and errors: never the password."""
+        if self.kind == "unix":
+            where = f"unix://{self.path}"
+        else:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            where = f"{'rediss' if self.kind == 'tls' else 'redis'}://{host}:{self.port}"
+        return where + (f"/{self.db}" if self.db is not None else "")
+
+    def handshake(self) -> list[tuple[Any, ...]]:
+        """The commands a new connection sends before it carries anyone's commands."""
+        commands: list[tuple[Any, ...]] = []
+        if self.password is not None:
+            commands.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
+        if self.db is not None:
+            commands.append(("SELECT", self.db))
+        return commands
 
 
-class _Protocol(txredisapi.HiredisProtocol):
-    """txredisapi's connection with the per-command path cut down to a write and, per reply, one callback.
+def parse_store_url(url: str, store_dir: Path) -> StoreAddress:
+    """The address of a ``store.url``; ValueError saying what is wrong with it.
 
-    Its own path builds the command in Python, then takes each reply through a DeferredQueue, a decoding
-    pass and two chained Deferreds: on a cached object fetch that was as much CPU as the rest of the request.
-    Here hiredis packs the command and decodes the reply to str (the pool's charset), and replies are
-    matched to their commands in order, which is what a Redis connection guarantees. Connection setup
-    (AUTH, SELECT) and the pool stay txredisapi's.
+    ``embedded``; ``unix:///path.sock[?db=N&username=U&password=P]``;
+    ``redis://[[user]:password@]host[:port][/db]`` (host may be a name, an IPv4 or a bracketed IPv6 address);
+    ``rediss://…`` the same over TLS, verified against the system's CAs or ``?ca=/path/ca.pem``.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._reader = hiredis.Reader(
-            protocolError=txredisapi.InvalidData, replyError=txredisapi.ResponseError, encoding="utf-8",
-        )
-        self._replies: deque[defer.Deferred[Any]] = deque()
-        # when the server last showed progress on this connection while commands were outstanding
-        self._waiting_since = 0.0
-
-    def execute_command(self, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
-        if not self.connected:
-            raise txredisapi.ConnectionError("Not connected")
-        d: defer.Deferred[Any] = defer.Deferred()
-        if not self._replies:
-            self._waiting_since = self.factory.clock.seconds()
-        self._replies.append(d)
-        self.transport.write(hiredis.pack_command(args))
-        return d
-
-    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
-        reader = self._reader
-        reader.feed(data)
-        reply = reader.gets()
-        if reply is not False:
-            self._waiting_since = self.factory.clock.seconds()
-        while reply is not False:
-            d = self._replies.popleft()
-            if isinstance(reply, txredisapi.ResponseError):
-                d.errback(reply)
-            else:
-                d.callback(reply)
-            reply = reader.gets()
-
-    def silent_for(self, now: float) -> float:
-        """How long commands have been waiting on this connection without any reply (0 when none wait)."""
-        return now - self._waiting_since if self._replies else 0.0
-
-    def connectionLost(self, why: Any) -> None:
-        waiting, self._replies = self._replies, deque()
-        try:
-            super().connectionLost(why)
-        finally:
-            for d in waiting:
-                d.errback(txredisapi.ConnectionError("Lost connection"))
-
-
-class _Factory(txredisapi.RedisFactory):
-    # reconnect fast: the embedded server comes back within 2 s and we want to be back right after
-    initialDelay = 0.1
-    maxDelay = 1.0
-    factor = 2.0
-    protocol = _Protocol
-    clock: IReactorTime = global_reactor
-
-
-def _endpoint_for(url: str, store_dir: Path, reactor: Any) -> tuple[Any, int | None, str]:
-    """(endpoint, db, description) for a store URL."""
     if url == "embedded":
-        path = store_dir / "valkey.sock"
-        return UNIXClientEndpoint(reactor, str(path), timeout=2), None, f"embedded ({path})"
+        return StoreAddress("unix", path=str(store_dir / "valkey.sock"))
     parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = set(query) - {"db", "username", "password", "ca"}
+    if unknown:
+        raise ValueError(f"has unknown parameters: {', '.join(sorted(unknown))}")
+
+    def _db(text: str | None) -> int | None:
+        if not text:
+            return None
+        if not text.isdigit():
+            raise ValueError("has a database that is not a number")
+        return int(text)
+
     if parts.scheme == "unix":
-        return UNIXClientEndpoint(reactor, parts.path, timeout=2), None, url
-    if parts.scheme == "redis":
-        db_text = parts.path.strip("/")
-        db = int(db_text) if db_text else None
-        host = parts.hostname or "127.0.0.1"
-        return TCP4ClientEndpoint(reactor, host, parts.port or 6379, timeout=2), db, f"redis://{host}:{parts.port}"
-    raise ValueError(f"unsupported store url {url!r}")
+        if not parts.path:
+            raise ValueError("needs a socket path (unix:///path.sock)")
+        return StoreAddress("unix", path=parts.path, db=_db(query.get("db")),
+                            username=query.get("username") or None, password=query.get("password"))
+    if parts.scheme in ("redis", "rediss"):
+        if not parts.hostname:
+            raise ValueError("needs a host")
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if username and password is None:  # redis://password@host is how many clients write a bare password
+            username, password = None, username
+        ca = query.get("ca")
+        if ca and parts.scheme != "rediss":
+            raise ValueError("has a ca parameter but is not rediss://")
+        return StoreAddress("tls" if parts.scheme == "rediss" else "tcp", host=parts.hostname, port=port,
+                            db=_db(parts.path.strip("/") or query.get("db")), username=username or None,
+                            password=password, ca_file=ca)
+    if parts.scheme == "sentinel":
+        raise ValueError("sentinel:// is not supported yet (use embedded, redis://, rediss:// or unix://)")
+    raise ValueError("must be 'embedded', redis://[user:password@]host:port/db, rediss://… or unix:///path.sock")
+
+
+def _endpoint(address: StoreAddress, reactor: Any) -> IStreamClientEndpoint:
+    if address.kind == "unix":
+        return UNIXClientEndpoint(reactor, address.path, timeout=2)
+    tcp = HostnameEndpoint(reactor, address.host, address.port, timeout=2)
+    if address.kind == "tcp":
+        return tcp
+    if address.ca_file:
+        trust = ssl.Certificate.loadPEM(Path(address.ca_file).read_bytes())
+        options = ssl.optionsForClientTLS(address.host, trustRoot=trust)
+    else:
+        options = ssl.optionsForClientTLS(address.host)
+    return wrapClientTLS(options, tcp)
+
+
+def _handshake_answered(conn: Any) -> defer.Deferred[StoreProtocol]:
+    ready: defer.Deferred[StoreProtocol] = conn.ready
+    return ready
+
+
+class _ConnectionFactory(Factory):
+    """Builds the pool's connections; each tells the pool when it is ready and when it is gone."""
+
+    def __init__(self, pool: Store) -> None:
+        self.pool = pool
+
+    def buildProtocol(self, addr: Any) -> StoreProtocol:
+        pool = self.pool
+        conn = StoreProtocol(pool.reactor, pool.address.handshake(), pool._connection_ready, pool._connection_gone)
+        pool._live.add(conn)
+        return conn
 
 
 class Store(Service):
@@ -118,28 +170,38 @@ class Store(Service):
 
     name = "store"
     command_timeout = 5.0
+    # reconnect fast: the embedded server comes back within 2 s and we want to be back right after; a link
+    # that keeps failing is tried again at least every max_retry_delay, forever
+    initial_retry_delay = 0.05
+    max_retry_delay = 1.0
 
-    def __init__(self, url: str, store_dir: Path, reactor: Any = None, poolsize: int = 8) -> None:
+    def __init__(self, url: str, store_dir: Path, reactor: Any = None, poolsize: int = 2) -> None:
         self.url = url
         self.store_dir = store_dir
         self.reactor = reactor or global_reactor
         self.poolsize = poolsize
-        self._factory: _Factory | None = None
+        self.address = parse_store_url(url, store_dir)
+        self.description = self.address.description
         self._scripts: dict[str, str] = {}
-        self.description = url
+        self._services: list[ClientService] = []
+        # connected and past the handshake, oldest first: commands go to the first
+        self._ready: list[StoreProtocol] = []
+        self._live: set[StoreProtocol] = set()  # every open connection, in its handshake or ready
         self._watchdog: LoopingCall | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
-        endpoint, db, self.description = _endpoint_for(self.url, self.store_dir, self.reactor)
-        factory = _Factory(
-            self.description, db, self.poolsize, isLazy=True,
-            handler=txredisapi.ConnectionHandler, charset="utf-8", replyTimeout=None, convertNumbers=False,
-        )
-        factory.clock = self.reactor
-        factory.startConnecting(endpoint)
-        self._factory = factory
+        endpoint = _endpoint(self.address, self.reactor)
+        factory = _ConnectionFactory(self)
+        policy = backoffPolicy(initialDelay=self.initial_retry_delay, maxDelay=self.max_retry_delay, factor=2.0)
+        for _ in range(self.poolsize):
+            # the connection counts as made only once its handshake answered: a link that accepts and then
+            # resets or says nothing is a failed attempt, and the back-off applies
+            service = ClientService(endpoint, factory, retryPolicy=policy, clock=self.reactor,
+                                    prepareConnection=_handshake_answered)
+            service.startService()
+            self._services.append(service)
         # one check of every connection instead of a timer per command (a timer per command cost a heap
         # insert and a cancel on every store call of every request)
         self._watchdog = LoopingCall(self._drop_silent)
@@ -150,10 +212,9 @@ class Store(Service):
         super().stopService()
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
-        factory, self._factory = self._factory, None
-        if factory is None:
-            return defer.succeed(None)
-        return factory.disconnect().addCallback(lambda _: None)  # type: ignore[no-any-return]
+        services, self._services = self._services, []
+        stopped = [service.stopService() for service in services]
+        return defer.gatherResults(stopped, consumeErrors=True).addCallback(lambda _: None)
 
     def dedicated(self, reply_timeout: float) -> Store:
         """A started one-connection Store to the same server, for one blocking reader (XREAD… BLOCK).
@@ -166,12 +227,45 @@ class Store(Service):
         reader.startService()
         return reader
 
-    # --- state -----------------------------------------------------------------------------------------
+    # --- connections -----------------------------------------------------------------------------------
+    def _connection_ready(self, conn: StoreProtocol) -> None:
+        self._ready.append(conn)
+
+    def _connection_gone(self, conn: StoreProtocol) -> None:
+        self._live.discard(conn)
+        if conn in self._ready:
+            self._ready.remove(conn)
+
     @property
     def available(self) -> bool:
         """True while at least one connection to the server is up."""
-        return self._factory is not None and self._factory.size > 0
+        return bool(self._ready)
 
+    def _connection(self) -> StoreProtocol:
+        """The connection every command goes to: the oldest ready one.
+
+        All commands go to one connection because the server runs commands one at a time anyway, while the
+        client pays a send, a wake-up and a read per connection written to: what callers send in one
+        reactor turn leaves in one write and comes back in one read. The others are spares for when it drops.
+        Blocking commands never use this pool (they have dedicated connections).
+        """
+        if not self._ready:
+            raise StoreUnavailable("the store is not connected")
+        return self._ready[0]
+
+    def _drop_silent(self) -> None:
+        """Drop a connection whose commands got no reply for command_timeout: they fail StoreUnavailable and
+        the pool reconnects (a server that stopped answering looks like this, not like a closed socket).
+        Connections still in their handshake are watched too: a link that accepts and says nothing is dead."""
+        now = self.reactor.seconds()
+        for conn in list(self._live):
+            silent = conn.silent_for(now)
+            if silent > self.command_timeout:
+                log.warn("the store {store} did not answer for {seconds:.1f} s; reconnecting",
+                         store=self.description, seconds=silent)
+                conn.abort()
+
+    # --- state -----------------------------------------------------------------------------------------
     async def ping(self) -> bool:
         try:
             return bool(await self.execute("PING") == "PONG")
@@ -194,62 +288,33 @@ class Store(Service):
             await d
 
     # --- commands --------------------------------------------------------------------------------------
-    def _connection(self) -> Any:
-        """The first connected protocol of the pool.
-
-        Commands go straight to it (Redis pipelines them per connection): txredisapi's handler would
-        add a Deferred chain and a queue wait per command, which costs as much as the round trip itself.
-        All of them go to one connection because the server runs commands one at a time anyway, while the
-        client pays a send, a wake-up and a read per connection written to: what callers send in one
-        reactor turn leaves in one write and comes back in one read. The other connections are spares for
-        when it drops. Blocking commands never use this pool (they have dedicated connections).
-        """
-        factory = self._factory
-        if factory is None or factory.size == 0:
-            raise StoreUnavailable("the store is not connected")
-        for conn in factory.pool:
-            if conn.connected:
-                return conn
-        raise StoreUnavailable("the store is not connected")
-
-    def _drop_silent(self) -> None:
-        """Drop a connection whose commands got no reply for command_timeout: they fail StoreUnavailable and
-        the pool reconnects (a server that stopped answering looks like this, not like a closed socket)."""
-        factory = self._factory
-        if factory is None:
-            return
-        now = self.reactor.seconds()
-        for conn in list(factory.pool):
-            silent = conn.silent_for(now)
-            if silent > self.command_timeout and conn.transport is not None:
-                log.warn("the store {store} did not answer for {seconds:.1f} s; reconnecting",
-                         store=self.description, seconds=silent)
-                conn.transport.abortConnection()
-
     async def execute(self, *args: Any) -> Any:
-        """Run one command; StoreUnavailable when the store is down or does not answer in time."""
-        d = self._connection().execute_command(*args)
+        """Run one command and return its reply.
+
+        ``StoreUnavailable`` when the store is down or does not answer in time, ``StoreReplyError`` when the
+        server refused the command, ``StoreCommandError`` when it cannot be sent (nothing was).
+        """
+        d = self._connection().send_one(args)
         try:
             return await d
-        except (txredisapi.ConnectionError, defer.TimeoutError, defer.CancelledError) as e:
-            raise StoreUnavailable(str(e) or "the store did not answer") from None
+        except defer.CancelledError:
+            raise StoreUnavailable("the command was cancelled") from None
 
     async def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send several commands at once (one round trip on one connection) and return their replies."""
+        """Send several commands at once (one write on one connection) and return their replies in order.
+
+        If any fails, the first failure is raised (after all have answered); the others still ran.
+        """
         if not commands:
             return []
-        conn = self._connection()
+        answers = self._connection().send(commands)
         try:
-            ds = [conn.execute_command(*cmd) for cmd in commands]
-            results = defer.gatherResults(ds, consumeErrors=True)
-            return list(await results)
+            return list(await defer.gatherResults(answers, consumeErrors=True))
         except defer.FirstError as e:
-            inner = e.subFailure.value
-            if isinstance(inner, txredisapi.ConnectionError):
-                raise StoreUnavailable(str(inner)) from None
-            raise e.subFailure.raiseException() from None
-        except (txredisapi.ConnectionError, defer.TimeoutError, defer.CancelledError) as e:
-            raise StoreUnavailable(str(e) or "the store did not answer") from None
+            e.subFailure.raiseException()
+            raise  # unreachable: raiseException always raises
+        except defer.CancelledError:
+            raise StoreUnavailable("the command was cancelled") from None
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script by its SHA1, loading it on the server the first time (or after a restart)."""
@@ -259,7 +324,7 @@ class Store(Service):
             self._scripts[source] = sha
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
-        except txredisapi.ResponseError as e:
+        except StoreReplyError as e:
             if "NOSCRIPT" not in str(e):
                 raise
         return await self.execute("EVAL", source, len(keys), *keys, *args)

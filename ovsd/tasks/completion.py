@@ -9,12 +9,12 @@ record or still ahead of the reader: never lost in between.
 
 from __future__ import annotations
 
-import txredisapi
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from ovsd.store import keys
 from ovsd.store.connection import Store, StoreUnavailable
+from ovsd.store.errors import StoreReplyError
 from ovsd.tasks.dedicated import DedicatedConnection
 from ovsd.tasks.records import pairs
 
@@ -84,7 +84,7 @@ class CompletionWatcher:
                 reply = await self._connection.execute(
                     "XREAD", "COUNT", 1000, "BLOCK", self.block_ms, "STREAMS", keys.TASKS_DONE, self._position,
                 )
-            except (StoreUnavailable, txredisapi.ResponseError) as e:
+            except (StoreUnavailable, StoreReplyError) as e:
                 if self._stopped:
                     return
                 # news may have been missed while the connection was down: every waiter looks again

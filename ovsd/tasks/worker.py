@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import txredisapi
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -21,6 +20,7 @@ from twisted.python.failure import Failure
 from ovsd.context import NodeContext
 from ovsd.store import keys
 from ovsd.store.connection import StoreUnavailable
+from ovsd.store.errors import StoreReplyError
 from ovsd.tasks import scripts
 from ovsd.tasks.dedicated import DedicatedConnection
 from ovsd.tasks.engine import CompletionHook
@@ -158,7 +158,7 @@ class TaskWorker(Service):
             try:
                 await self._prepare()
                 break
-            except (StoreUnavailable, txredisapi.ResponseError) as e:
+            except (StoreUnavailable, StoreReplyError) as e:
                 if self._stopping:
                     return
                 log.warn("task worker not ready: {error}", error=str(e))
@@ -173,7 +173,7 @@ class TaskWorker(Service):
             self._reading = True
             try:
                 entries = await self._read(self._slots.tokens + 1)
-            except (StoreUnavailable, txredisapi.ResponseError) as e:
+            except (StoreUnavailable, StoreReplyError) as e:
                 self._slots.release()
                 if self._stopping:
                     return
@@ -182,7 +182,7 @@ class TaskWorker(Service):
                 if "NOGROUP" in str(e):  # the store lost its data: make the groups again
                     try:
                         await self._groups()
-                    except (StoreUnavailable, txredisapi.ResponseError) as again:
+                    except (StoreUnavailable, StoreReplyError) as again:
                         log.warn("task worker cannot make its consumer groups: {error}", error=str(again))
                 continue
             except defer.CancelledError:
@@ -214,7 +214,7 @@ class TaskWorker(Service):
             try:
                 # from 0: entries queued before this node's worker first started are its work too
                 await self.store.execute("XGROUP", "CREATE", queue, GROUP, "0", "MKSTREAM")
-            except txredisapi.ResponseError as e:
+            except StoreReplyError as e:
                 if "BUSYGROUP" not in str(e):
                     raise
 
@@ -254,7 +254,7 @@ class TaskWorker(Service):
                 if entry_id not in self._held and fields is not None:
                     log.info("task worker: taking over abandoned {entry}", entry=entry_id)
                     self._dispatch((keys.SHARED_QUEUE, entry_id, pairs(fields)), recovering=True, acquired=False)
-        except (StoreUnavailable, txredisapi.ResponseError) as e:
+        except (StoreUnavailable, StoreReplyError) as e:
             log.warn("task worker maintenance failed: {error}", error=str(e))
 
     # --- running ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import pytest_twisted
-import txredisapi
+from ovsd.store.errors import StoreReplyError
 from twisted.internet import defer, reactor
 
 from ovsd.store.connection import Store, StoreUnavailable
@@ -24,7 +24,7 @@ async def test_concurrent_commands_each_get_their_own_reply(store: Store) -> Non
 @pytest_twisted.ensureDeferred
 async def test_an_error_reply_fails_only_its_own_command(store: Store) -> None:
     await store.execute("SET", "text", "é")
-    with pytest.raises(txredisapi.ResponseError, match="not an integer"):
+    with pytest.raises(StoreReplyError, match="not an integer"):
         await store.pipeline([("GET", "text"), ("INCR", "text"), ("GET", "text")])
     assert await store.execute("GET", "text") == "é"
     assert await store.execute("HSET", "h", "a", 1, "b", 2.5) == 2

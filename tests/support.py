@@ -7,8 +7,10 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -211,25 +213,102 @@ def notify_socket(path: Path) -> Iterator[socket.socket]:
         sock.close()
 
 
-def valkey_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
+def valkey_server(
+    port: int, directory: Path, *extra: str, bind: str = "127.0.0.1",
+) -> subprocess.Popen[bytes]:
     """An external Valkey server on TCP, started by the test (the store a cluster may use)."""
     from ovsd.store.embedded import find_server_binary
 
     directory.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [find_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--appendonly", "yes", "--save", "", "--daemonize", "no"],
+        [find_server_binary(), "--port", str(port), "--bind", bind, "--dir", str(directory),
+         "--appendonly", "yes", "--save", "", "--daemonize", "no", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    if not wait_for(lambda: _can_connect(port), 10):
+    if not wait_for(lambda: _can_connect(port, bind), 10):
         proc.kill()
         raise AssertionError("valkey did not start")
     return proc
 
 
-def _can_connect(port: int) -> bool:
+def _can_connect(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with socket.create_connection((host, port), timeout=0.2):
             return True
     except OSError:
         return False
+
+
+class HostileLink:
+    """A TCP proxy in front of a server that can turn hostile: while ``resetting`` it accepts every
+    connection and resets it at once (RST), as a link to a store that is away can; otherwise it forwards.
+    Plain threads and sockets, so it keeps working while the test thread blocks on a request."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.resetting = False
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        sock.close()
+
+    def start_resetting(self) -> None:
+        """From now on every connection is reset, the open ones first."""
+        self.resetting = True
+        with self._lock:
+            open_now, self._open = self._open, set()
+        for sock in open_now:
+            self._reset(sock)
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.resetting:
+                self._reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                self._reset(client)
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with self._lock:
+                self._open.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stopped = True
+        self._listener.close()
+        self.start_resetting()

@@ -1,0 +1,143 @@
+"""The node and its store over links a real deployment meets: a store that needs a password or an ACL user,
+an IPv6 address, a unix socket, and a link that turns hostile (every connection accepted, then reset)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from ovsd.store.connection import Store
+from ovsd.store.errors import StoreUnavailable
+from tests.support import HostileLink, TwistdNode, free_port, valkey_server, wait_for
+
+
+async def _sleep(seconds: float) -> None:
+    d: defer.Deferred[None] = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    await d
+
+
+async def _connected(url: str, tmp_path: Path, timeout: float = 5.0) -> Store:
+    store = Store(url, tmp_path, reactor)
+    store.startService()
+    deadline = time.monotonic() + timeout
+    while not await store.ping():
+        if time.monotonic() > deadline:
+            await store.stopService()
+            raise AssertionError(f"{store.description} never answered")
+        await _sleep(0.05)
+    return store
+
+
+@pytest.fixture
+def secured_server(tmp_path: Path) -> Iterator[int]:
+    """A Valkey that wants a password for the default user and knows an ACL user `ovsd`."""
+    port = free_port()
+    process = valkey_server(port, tmp_path / "valkey", "--requirepass", "s3cret:/@pw",
+                            "--unixsocket", str(tmp_path / "v.sock"), "--unixsocketperm", "700")
+    try:
+        assert wait_for(lambda: (tmp_path / "v.sock").exists(), 5)
+        yield port
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_password_an_acl_user_and_a_database_in_the_url_are_used(secured_server: int, tmp_path: Path) -> None:
+    port = secured_server
+    admin = await _connected(f"redis://:s3cret%3A%2F%40pw@127.0.0.1:{port}/0", tmp_path)
+    try:
+        assert "s3cret" not in admin.description
+        assert await admin.execute("ACL", "SETUSER", "ovsd", "on", ">user-pw", "~*", "+@all") == "OK"
+        assert await admin.execute("SET", "where", "db0") == "OK"
+    finally:
+        await admin.stopService()
+    user = await _connected(f"redis://ovsd:user-pw@127.0.0.1:{port}/3", tmp_path)
+    try:
+        assert await user.execute("ACL", "WHOAMI") == "ovsd"
+        assert await user.execute("GET", "where") is None  # database 3, not 0
+        await user.execute("SET", "where", "db3")
+    finally:
+        await user.stopService()
+    query = urlencode({"password": "s3cret:/@pw", "db": "3"})
+    over_unix = await _connected(f"unix://{tmp_path / 'v.sock'}?{query}", tmp_path)
+    try:
+        assert await over_unix.execute("GET", "where") == "db3"
+    finally:
+        await over_unix.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_wrong_password_keeps_the_store_unavailable_without_crashing(
+    secured_server: int, tmp_path: Path,
+) -> None:
+    wrong = Store(f"redis://:nope@127.0.0.1:{secured_server}", tmp_path, reactor)
+    wrong.startService()
+    try:
+        await _sleep(0.5)
+        assert not wrong.available
+        with pytest.raises(StoreUnavailable):
+            await wrong.execute("PING")
+    finally:
+        await wrong.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ipv6_store(tmp_path: Path) -> None:
+    port = free_port()
+    process = valkey_server(port, tmp_path / "valkey", bind="::1")
+    try:
+        store = await _connected(f"redis://[::1]:{port}/1", tmp_path)
+        try:
+            assert store.description == f"redis://[::1]:{port}/1"
+            assert await store.execute("SET", "six", "yes") == "OK"
+            assert await store.execute("GET", "six") == "yes"
+        finally:
+            await store.stopService()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_node_behind_a_link_that_resets_every_connection_answers_within_3_s_of_its_return(tmp_path: Path) -> None:
+    port = free_port()
+    server = valkey_server(port, tmp_path / "valkey")
+    link = HostileLink(("127.0.0.1", port))
+    node = TwistdNode(tmp_path / "n1", extra={"store": {"url": f"redis://127.0.0.1:{link.port}/0"}})
+    try:
+        node.start()
+        node.wait_ready()
+        body = urlencode({"grant_type": "password", "username": "admin", "password": "admin-secret-pw"}).encode()
+        status, token, _ = node.request("POST", "/api/oauth2/token/", body,
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200, token
+        headers = {"Authorization": f"Bearer {token['access_token']}", "Accept": "application/json; version=1"}
+        assert node.get("/api/storagerouters/", headers)[0] == 200
+
+        link.start_resetting()
+        assert wait_for(lambda: node.get("/api/storagerouters/", headers)[0] == 503, 5)
+        accepted = link.accepted
+        time.sleep(30)
+        assert link.accepted - accepted >= 15, "the node stopped trying to reconnect"  # ~1 try/s per connection
+
+        link.resetting = False
+        returned = time.monotonic()
+        answered = wait_for(lambda: node.get("/api/storagerouters/", headers)[0] == 200, 10, interval=0.1)
+        took = time.monotonic() - returned
+        assert answered, f"no answer 10 s after the link returned:\n{node.log_text()[-3000:]}"
+        assert took <= 3.0, f"the node answered {took:.1f} s after the link returned"
+        assert json.dumps(node.get("/api/storagerouters/", headers)[1])
+        assert node.stop() == 0
+    finally:
+        node.kill()
+        link.close()
+        server.kill()
+        server.wait()

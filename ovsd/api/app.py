@@ -42,10 +42,11 @@ from ovsd.api.metadata import api_metadata, storagerouter_ips
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
 from ovsd.api.oauth2 import token_endpoint
 from ovsd.api.openapi import openapi_document
-from ovsd.api.params import bind
+from ovsd.api.params import bind, path_problem
 from ovsd.context import NodeContext
 from ovsd.dal.query import InvalidQuery
 from ovsd.dal.repository import DalError
+from ovsd.dal.text import utf8
 from ovsd.store.connection import StoreUnavailable
 
 log = Logger()
@@ -73,7 +74,8 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_json(body: Any) -> bytes:
-    return _ENCODER.encode(body).encode("utf-8")
+    # utf8: a lone surrogate stored by an earlier release is answered as U+FFFD, never a 500
+    return utf8(_ENCODER.encode(body))
 
 
 def write_response(request: Request, response: Response) -> bytes:
@@ -228,6 +230,9 @@ class ApiApp:
     # --- declared endpoints ------------------------------------------------------------------------------
     async def dispatch(self, request: Request, rest: str) -> Response:
         """Serve one call to a declared endpoint (``rest`` is the path after ``/api/``)."""
+        refusal = path_problem(request.path)
+        if refusal is not None:
+            raise refusal  # a path that is not text names nothing: refused with routing, before a token
         resolved = self.routes.resolve(rest)
         if request.method == b"OPTIONS":
             return await self.options(request, resolved.route.allow)
@@ -336,7 +341,11 @@ class ApiApp:
         """
         rest = declared_path(request.path, STATIC_ROUTES)
         if rest is None:
-            return None
+            # Klein answers a path that is not UTF-8 in plain text; the contract's 400 names the segment
+            refusal = path_problem(request.path) if request.path.startswith(b"/api/") else None
+            if refusal is None:
+                return None
+            rest = ""  # never routed: dispatch refuses the path first
         d = defer.Deferred.fromCoroutine(self.serve(request, lambda r: self.dispatch(r, rest), needs_store=False))
         if isinstance(request, ApiRequest):
             request.on_lost = d.cancel

@@ -15,6 +15,7 @@ from typing import Any
 
 from ovsd.api.declare import Resource
 from ovsd.api.params import GUID_PATTERN
+from ovsd.dal.text import utf8
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -115,6 +116,6 @@ def render_page(method: str, path: str, status: int, body: Any, links: LinkResol
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = ""
-    return PAGE.format(
+    return utf8(PAGE.format(
         title=escape(f"{method} {path}"), status=status, reason=escape(reason), content="".join(out),
-    ).encode("utf-8")
+    ))

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from twisted.web.iweb import IRequest
 
 from ovsd.api.errors import ApiError, store_unavailable
+from ovsd.api.params import form_fields
 from ovsd.auth.oauth2 import NO_STORE, TokenIssuer, oauth_error
 from ovsd.auth.ratelimit import TokenRateLimit
 from ovsd.context import NodeContext
+from ovsd.dal.text import display, string_problem
 
 
 def read_form(request: IRequest) -> dict[str, str]:
     """The form-encoded body's fields (first value of each).
 
-    Only the body counts: credentials in a query string would end up in access logs and proxies.
+    Only the body counts: credentials in a query string would end up in access logs and proxies. A field
+    that is not UTF-8 or holds a control character is 400 invalid_request naming it, before any store read.
     """
     content = request.content
     if content is None:
@@ -25,11 +27,16 @@ def read_form(request: IRequest) -> dict[str, str]:
     raw = content.read()
     content.seek(0)
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise oauth_error("invalid_request", "The body is not UTF-8 form data") from None
-    fields = parse_qs(text, keep_blank_values=True)
-    return {name: values[0] for name, values in fields.items() if values}
+        fields = form_fields(raw)
+    except ApiError as err:
+        # the token endpoint speaks RFC 6749: a malformed request is invalid_request (the field named)
+        raise oauth_error("invalid_request", err.description) from None
+    form = {name: values[0] for name, values in fields.items() if values}
+    for name, value in form.items():
+        problem = string_problem(value)  # every field of a token request is one line
+        if problem is not None:
+            raise oauth_error("invalid_request", f"Invalid data passed: {display(name)} {problem}")
+    return form
 
 
 def _header(request: IRequest, name: bytes) -> str | None:

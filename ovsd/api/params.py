@@ -3,6 +3,11 @@
 A parameter's converter is chosen when it is declared, so a request only runs the conversion itself.
 Form-encoded bodies and query strings carry text: numbers, booleans and JSON structures are accepted in
 their text form too ("12", "true", '{"a": 1}').
+
+Hostile text stops here (ovsd/dal/text.py): a body, form, query string or path whose text is not valid
+UTF-8 / Unicode (a lone surrogate, sent raw or as a JSON ``\\ud800`` escape) or holds a NUL is refused with
+400 invalid_data naming the field, before the handler runs; a ``str`` parameter also refuses other control
+characters unless declared ``text``.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
-from urllib.parse import parse_qs
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from twisted.web.server import Request
 
-from ovsd.api.errors import invalid_data, missing_parameter
+from ovsd.api.errors import ApiError, invalid_data, missing_parameter
 from ovsd.dal.paging import whole_number
+from ovsd.dal.text import display, nested_problem, string_problem
 
 GUID: Final = "guid"
 GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -25,6 +31,7 @@ GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 # str | int | float | bool | dict | list | GUID, or a tuple of them: the first that accepts the value wins
 ParamType = type | str | tuple[type | str, ...]
 Where = Literal["body", "query"]
+_PLAIN_PATH = re.compile(rb"[!-$&-~]*")  # printable ASCII without %: no segment to decode
 MISSING: Final[Any] = object()
 
 Converter = Callable[[Any], Any]
@@ -156,6 +163,7 @@ class Param:
     default: Any = MISSING
     nullable: bool = False
     description: str = ""
+    text: bool = False  # a str that may span lines (tab, line feed, carriage return)
     convert: Converter = field(init=False, repr=False, compare=False)
     type_name: str = field(init=False, repr=False, compare=False)
 
@@ -168,9 +176,24 @@ class Param:
         if raw is None and self.nullable:
             return None
         try:
-            return self.convert(raw)
+            value = self.convert(raw)
         except _Refused:
             raise invalid_data(f"Invalid data passed: {self.name} must be {self.type_name}") from None
+        if isinstance(value, str):
+            problem = string_problem(value, text=self.text)
+            if problem is not None:
+                raise invalid_data(f"Invalid data passed: {self.name} {problem}")
+        elif isinstance(value, dict | list):
+            # a structure may come from JSON text in a query string, never seen by the body's check
+            found = nested_problem(value, self.name)
+            if found is not None:
+                raise hostile(*found)
+        return value
+
+
+def hostile(where: str, problem: str) -> ApiError:
+    """The 400 for text that cannot be stored (or, for a single-line field, a control character)."""
+    return invalid_data(f"Invalid data passed: {where} {problem}")
 
 
 # --- reading a request -------------------------------------------------------------------------------------
@@ -178,23 +201,43 @@ FORM = b"application/x-www-form-urlencoded"
 MULTIPART = b"multipart/form-data"
 
 
-def _flatten(pairs: Mapping[str, list[str]]) -> dict[str, Any]:
-    # a repeated key is a list; a single one its value
-    return {k: v[0] if len(v) == 1 else v for k, v in pairs.items()}
-
-
-def _decode_form(raw: bytes) -> dict[str, Any]:
+def _unquote(part: bytes, what: str) -> str:
+    """One percent-encoded name or value of a form, as strict UTF-8 without NUL (parse_qs would quietly
+    turn bytes that are not UTF-8 into U+FFFD, storing something the client never sent)."""
     try:
-        return _flatten(parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        text = unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
-        raise invalid_data("Invalid data passed: the form is not UTF-8") from None
+        raise invalid_data(f"Invalid data passed: {what} is not valid UTF-8") from None
+    if "\x00" in text:
+        raise invalid_data(f"Invalid data passed: {what} holds a NUL character")
+    return text
+
+
+def form_fields(raw: bytes, what: str = "the form") -> dict[str, list[str]]:
+    """The fields of a form-encoded body or query string, each with its values in order (blank ones kept).
+
+    400 invalid_data naming the field for a name or value that is not UTF-8 or holds a NUL.
+    """
+    fields: dict[str, list[str]] = {}
+    for pair in raw.split(b"&"):
+        if not pair:
+            continue
+        name_part, _, value_part = pair.partition(b"=")
+        name = _unquote(name_part, f"a field name in {what}")
+        fields.setdefault(name, []).append(_unquote(value_part, display(name)))
+    return fields
+
+
+def _decode_form(raw: bytes, what: str = "the form") -> dict[str, Any]:
+    # a repeated key is a list; a single one its value
+    return {k: v[0] if len(v) == 1 else v for k, v in form_fields(raw, what).items()}
 
 
 def query_of(request: Request) -> dict[str, Any]:
     """The query string as a dict (blank values kept: ``contents=`` means something)."""
     uri: bytes = request.uri
     mark = uri.find(b"?")
-    return _decode_form(uri[mark + 1:]) if mark >= 0 else {}
+    return _decode_form(uri[mark + 1:], "the query string") if mark >= 0 else {}
 
 
 def body_of(request: Request) -> Any:
@@ -218,7 +261,42 @@ def body_of(request: Request) -> Any:
         raise invalid_data("Invalid data passed: the body is not valid JSON") from None
     if parsed is None:
         raise invalid_data("Invalid data passed: the body must be a JSON object")
+    if _may_hide_unstorable(raw):
+        found = nested_problem(parsed, "")
+        if found is not None:
+            raise hostile(*found)
     return parsed
+
+
+def _may_hide_unstorable(raw: bytes) -> bool:
+    """Whether a parsed JSON body may hold a lone surrogate or a NUL: only through an escape, or through
+    bytes that are not strict UTF-8 (json.loads passes encoded surrogates and reads UTF-16/32 too), so a
+    plain body is not walked."""
+    if b"\\u" in raw:
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def path_problem(path: bytes) -> ApiError | None:
+    """400 invalid_data for a request path with a segment that is not UTF-8 or holds a control character
+    (``/api/users/%ED%A0%80/``, ``%00``), else None; well-formed text that names nothing stays a 404."""
+    if _PLAIN_PATH.fullmatch(path):
+        return None  # the usual path: nothing to decode
+    for segment in path.split(b"/"):
+        raw = unquote_to_bytes(segment)
+        shown = quote_from_bytes(raw)  # ASCII whatever the segment holds
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return invalid_data(f'Invalid data passed: the path segment "{shown}" is not valid UTF-8')
+        problem = string_problem(text)
+        if problem is not None:
+            return invalid_data(f'Invalid data passed: the path segment "{shown}" {problem}')
+    return None
 
 
 def _not_json(constant: str) -> Any:

@@ -18,6 +18,7 @@ from ovsd.auth.passwords import verify_password
 from ovsd.auth.tokens import IssuedToken, issue_token, secret_matches
 from ovsd.config import AuthConfig
 from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
+from ovsd.dal.text import string_problem
 
 log = Logger()
 
@@ -50,6 +51,10 @@ def parse_basic(header: str) -> tuple[str, str]:
     client_id, colon, secret = decoded.partition(":")  # the id is a GUID; a secret may contain colons
     if not colon or not client_id:
         raise oauth_error("invalid_request", "The Basic credentials must be client_id:client_secret")
+    for name, value in (("client_id", client_id), ("client_secret", secret)):
+        problem = string_problem(value)  # strict UTF-8 left no surrogate; NUL and controls remain
+        if problem is not None:
+            raise oauth_error("invalid_request", f"The Basic credentials' {name} {problem}")
     return client_id, secret
 
 

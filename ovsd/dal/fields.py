@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ovsd.dal.text import nested_problem, string_problem
+
 if TYPE_CHECKING:
     from ovsd.dal.repository import DataObject, Repository
 
@@ -21,7 +23,11 @@ JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", b
 
 @dataclass(frozen=True)
 class Prop:
-    """A stored property."""
+    """A stored property.
+
+    A ``str`` property is a single line (no control character) unless ``text`` (may hold tab and line
+    breaks); no string anywhere in a property holds a lone surrogate or a NUL (ovsd/dal/text.py).
+    """
 
     name: str
     kind: type
@@ -32,6 +38,7 @@ class Prop:
     writable: bool = True  # may be changed through PATCH
     secret: bool = False  # never sent in a response (passwords, secret hashes)
     doc: str = ""
+    text: bool = False  # a str that may span lines (descriptions)
 
     def check(self, value: Any) -> str | None:
         """None when value fits this property, else what is wrong with it."""
@@ -46,7 +53,16 @@ class Prop:
             ok = isinstance(value, int) and not isinstance(value, bool)
         else:
             ok = isinstance(value, kind)
-        return None if ok else f"must be of type {JSON_TYPES.get(kind, kind.__name__)}"
+        if not ok:
+            return f"must be of type {JSON_TYPES.get(kind, kind.__name__)}"
+        if isinstance(value, str):
+            return string_problem(value, text=self.text)
+        if isinstance(value, dict | list):
+            found = nested_problem(value, "")
+            if found is not None:
+                where, problem = found
+                return f"{problem} (at {where})" if where else problem
+        return None
 
     def initial(self) -> Any:
         if isinstance(self.default, dict | list):

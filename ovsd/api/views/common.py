@@ -21,7 +21,8 @@ LIST_PARAMS = (
     Param("page", str, where="query", description="page number (10 per page; v2: page_size)"),
     Param("page_size", str, where="query", description="v2: 10, 25, 50 or 100"),
     Param("contents", str, where="query", description="_dynamics, _relations, names, -name"),
-    Param("query", str, where="query", description='v2: {"type": "AND"|"OR", "items": [[field, op, value], ...]}'),
+    Param("query", str, where="query", text=True,  # JSON text: may be pretty-printed over lines
+          description='v2: {"type": "AND"|"OR", "items": [[field, op, value], ...]}'),
 )
 FETCH_PARAMS = (LIST_PARAMS[3],)
 

@@ -19,7 +19,7 @@ declare_served("pmachines", "pmachine", patch_roles=RWM, summary="Physical machi
 
 @endpoint(resource="mgmtcenters", method="POST", roles=RWM, params=(
     Param("name", str), Param("username", str), Param("password", str), Param("ip", str), Param("port", int),
-    Param("type", str), Param("description", str, nullable=True),
+    Param("type", str), Param("description", str, nullable=True, text=True),
 ))
 async def create_mgmtcenter(call: Call) -> Any:
     """Register a management center once a TLS connection to ip:port succeeds (else 406)."""

@@ -7,7 +7,7 @@ TYPE = ObjectType(
     doc="A group of users",
     props=[
         Prop("name", str, mandatory=True, unique=True, doc="Name of the Group"),
-        Prop("description", str, doc="Description of the Group"),
+        Prop("description", str, text=True, doc="Description of the Group"),
     ],
     relations=[Relation("roles", "role", "groups", many=True, doc="The Roles enabled for this Group")],
 )

@@ -15,7 +15,7 @@ TYPE = ObjectType(
     doc="A hypervisor management center",
     props=[
         Prop("name", str, mandatory=True, doc="Name of the Management Center"),
-        Prop("description", str, doc="Description of the Management Center"),
+        Prop("description", str, text=True, doc="Description of the Management Center"),
         Prop("username", str, mandatory=True, doc="Username for the Management Center"),
         Prop("password", str, mandatory=True, secret=True, doc="Password for the Management Center; never sent"),
         Prop("ip", str, mandatory=True, unique=True, doc="IP address of the Management Center"),

@@ -15,7 +15,7 @@ TYPE = ObjectType(
     doc="A physical machine running a hypervisor",
     props=[
         Prop("name", str, mandatory=True, doc="The name of the pMachine"),
-        Prop("description", str, doc="The description of the pMachine"),
+        Prop("description", str, text=True, doc="The description of the pMachine"),
         Prop("username", str, doc="The username to connect to the pMachine"),
         Prop("password", str, secret=True, doc="The password to connect to the pMachine; never sent"),
         Prop("ip", str, mandatory=True, doc="The ip address of the pMachine"),

@@ -8,6 +8,6 @@ TYPE = ObjectType(
     props=[
         Prop("name", str, mandatory=True, doc="Name of the Role"),
         Prop("code", str, mandatory=True, unique=True, writable=False, doc="Code of the Role (the OAuth scope)"),
-        Prop("description", str, doc="Description of the Role"),
+        Prop("description", str, text=True, doc="Description of the Role"),
     ],
 )

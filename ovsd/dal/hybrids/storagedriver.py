@@ -23,7 +23,7 @@ TYPE = ObjectType(
     doc="A StorageDriver: one vPool served on one StorageRouter",
     props=[
         Prop("name", str, mandatory=True, doc="Name of the StorageDriver"),
-        Prop("description", str, doc="Description of the StorageDriver"),
+        Prop("description", str, text=True, doc="Description of the StorageDriver"),
         Prop("storagedriver_id", str, mandatory=True, unique=True, writable=False,
              doc="ID of the StorageDriver as known by the StorageDriver processes"),
         Prop("port", int, doc="Base port of the StorageDriver process"),

@@ -22,7 +22,7 @@ TYPE = ObjectType(
     doc="A StorageRouter: one node of the cluster",
     props=[
         Prop("name", str, mandatory=True, doc="Name of the StorageRouter"),
-        Prop("description", str, doc="Description of the StorageRouter"),
+        Prop("description", str, text=True, doc="Description of the StorageRouter"),
         Prop("machine_id", str, mandatory=True, unique=True, writable=False,
              doc="Internal machine identifier of the StorageRouter"),
         Prop("ip", str, mandatory=True, writable=False, doc="Ip for inter-StorageRouter communication"),

@@ -8,7 +8,7 @@ TYPE = ObjectType(
     doc="A virtual disk",
     props=[
         Prop("name", str, doc="Name of the vDisk"),
-        Prop("description", str, doc="Description of the vDisk"),
+        Prop("description", str, text=True, doc="Description of the vDisk"),
         Prop("size", int, mandatory=True, doc="Size of the vDisk in bytes"),
         Prop("devicename", str, doc="The name of the container file backing the vDisk"),
         Prop("order", int, doc="Order with which the vDisk is attached to a vMachine"),

@@ -16,7 +16,7 @@ TYPE = ObjectType(
     doc="A virtual machine",
     props=[
         Prop("name", str, mandatory=True, doc="Name of the vMachine"),
-        Prop("description", str, doc="Description of the vMachine"),
+        Prop("description", str, text=True, doc="Description of the vMachine"),
         Prop("hypervisor_id", str, doc="The identifier of the vMachine on the hypervisor"),
         Prop("devicename", str, doc="The name of the container file describing the vMachine"),
         Prop("is_vtemplate", bool, default=False, doc="Whether this vMachine is a template"),

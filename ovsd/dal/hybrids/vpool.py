@@ -8,7 +8,7 @@ TYPE = ObjectType(
     doc="A vPool",
     props=[
         Prop("name", str, mandatory=True, unique=True, doc="Name of the vPool"),
-        Prop("description", str, doc="Description of the vPool"),
+        Prop("description", str, text=True, doc="Description of the vPool"),
         Prop("size", int, doc="Size of the vPool"),
         Prop("login", str, doc="Login for the backend"),
         Prop("password", str, secret=True, doc="Password for the backend; never sent"),

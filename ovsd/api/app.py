@@ -11,7 +11,6 @@ in order: route (404/405, OPTIONS), store (503), version (406), token (401), rol
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -30,13 +29,14 @@ from ovsd.api.dispatch import ALWAYS_ALLOWED, Resolved, RouteTable
 from ovsd.api.errors import (
     ApiError,
     from_model_error,
+    internal_error,
     invalid_roles,
     not_authenticated,
     store_unavailable,
     www_authenticate,
 )
 from ovsd.api.html import LinkResolver, render_page
-from ovsd.api.http import ApiRequest, ApiSite, declared_path
+from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, declared_path
 from ovsd.api.identity import Identity
 from ovsd.api.metadata import api_metadata, storagerouter_ips
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
@@ -115,12 +115,7 @@ def _send(request: Request, body: bytes) -> None:
 def _unsent(request: Request, failure: Failure) -> None:
     if not failure.check(defer.CancelledError):
         # serve() answers every error itself; this is a bug in answering, not in the call
-        log.failure("cannot answer {path}", failure, path=request.path.decode("utf-8", "replace"))
-        if not request._disconnected and not request.finished:
-            request.setResponseCode(500)
-            request.setHeader(b"Content-Type", JSON.encode("ascii"))
-            request.write(encode_json({"error": "internal_server", "error_description": "The answer failed"}))
-            request.finish()
+        answer_internal_error(request, failure)
 
 
 class ApiApp:
@@ -173,15 +168,7 @@ class ApiApp:
         except defer.CancelledError:
             raise  # the client went away; nothing to answer
         except Exception:
-            correlation = uuid.uuid4().hex
-            log.failure(
-                "unexpected error on {method} {path} (correlation id {correlation})",
-                Failure(), method=request.method.decode(), path=request.path.decode("utf-8", "replace"),
-                correlation=correlation,
-            )
-            response = error_response(ApiError(
-                500, "internal_server", f"An unexpected error occurred; correlation id {correlation}",
-            ))
+            response = error_response(internal_error(Failure(), request.method, request.path))
         if request.requestHeaders.hasHeader(b"origin"):
             response = await self.with_cors(request, response)
         return self.render(request, response)

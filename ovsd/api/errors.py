@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+log = Logger()
+
 
 class ApiError(Exception):
     """An error answered as ``{"error": code, "error_description": description}`` with ``status``."""
@@ -84,3 +91,17 @@ def from_model_error(err: Exception) -> ApiError:
     if isinstance(err, InvalidQuery):
         return invalid_data(f"Invalid data passed: {err}")
     return ApiError(400, "invalid_data", str(err))
+
+
+def internal_error(failure: Failure, method: bytes, path: bytes) -> ApiError:
+    """The 500 for a failure nobody expected: the failure is logged with a fresh correlation id, and the
+    answer's description carries the same id (never the failure itself).
+
+    Every 500 the API answers is made here, so none leaves without an id that finds its log event.
+    """
+    correlation = uuid.uuid4().hex
+    log.failure(
+        "unexpected error on {method} {path} (correlation id {correlation})", failure,
+        method=method.decode("latin-1"), path=path.decode("utf-8", "replace"), correlation=correlation,
+    )
+    return ApiError(500, "internal_server", f"An unexpected error occurred; correlation id {correlation}")

@@ -1,7 +1,9 @@
-"""The HTTP plumbing under Klein: body size cap, in-flight tracking, graceful stop."""
+"""The HTTP plumbing under Klein: the limits of a request (size of its head and body, time to send its
+head), the headers of every answer, the 500 of last resort, in-flight tracking, graceful stop."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from io import BytesIO
 from typing import Any, BinaryIO
@@ -9,13 +11,172 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.protocols import basic
+from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
+from ovsd.api.errors import internal_error
+
+log = Logger()
+
 MAX_BODY = 1024 * 1024
+#: the longest request line (so the longest URL), and the longest single header line
+MAX_LINE = 8 * 1024
+#: a request's whole head: request line and header lines, in bytes and in lines
+MAX_HEAD = 16 * 1024
+MAX_HEAD_LINES = 100
+#: seconds a client has to send a request's head, from the connection's start or the previous answer; also
+#: how long a kept-alive connection may sit idle and how long a request body may pause
+HEADER_TIMEOUT = 15.0
+#: seconds a refused or timed-out client has to take its answer and close before the connection is cut
+CLOSE_GRACE = 5
+
+#: on every answer: no software version for a scanner to match, and HTTPS only from now on (the API port
+#: serves nothing else; a browser ignores the header on plain HTTP anyway)
+SERVER = b"ovsd"
+HSTS = b"max-age=31536000"
+_SERVER = [SERVER]
+_HSTS = [HSTS]
+
+TOO_LARGE_BODY = b'{"error":"request_too_large","error_description":"The request body is larger than 1 MiB"}'
+
+
+def _refusal(status: int, reason: bytes, body: bytes) -> bytes:
+    """A whole answer to a request that will not be served, written by the connection itself."""
+    return b"".join([
+        b"HTTP/1.1 %d %s\r\n" % (status, reason),
+        b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n" % len(body),
+        b"Server: %s\r\nStrict-Transport-Security: %s\r\n\r\n" % (SERVER, HSTS),
+        body,
+    ])
+
+
+def _error(code: str, description: str) -> bytes:
+    return json.dumps({"error": code, "error_description": description}, separators=(",", ":")).encode("ascii")
+
+
+URI_TOO_LONG = _refusal(414, b"URI Too Long", _error(
+    "request_too_large", f"The request line is longer than {MAX_LINE // 1024} KiB"))
+HEADERS_TOO_LARGE = _refusal(431, b"Request Header Fields Too Large", _error(
+    "request_too_large", f"A header line is longer than {MAX_LINE // 1024} KiB, or the request head longer than "
+    f"{MAX_HEAD // 1024} KiB or {MAX_HEAD_LINES} lines"))
+BODY_TOO_LARGE = _refusal(413, b"Content Too Large", TOO_LARGE_BODY)
+HEAD_TIMEOUT = _refusal(408, b"Request Timeout", _error(
+    "request_timeout", "The request was not sent in time"))
+
+
+def _ignore(*args: object) -> None:
+    return None
+
+
+class ApiChannel(http.HTTPChannel):
+    """One HTTP/1.1 connection of the API: a head or body over its limit is refused at once (414, 431, 413,
+    before the body is read), and a client has ``timeOut`` seconds to send each request head.
+
+    The head deadline is the channel's own timeout (Twisted's TimeoutMixin), so it costs no timer per
+    request: Twisted arms it when the connection opens and again after each answer, and stops it while a
+    request is served. Twisted also pushes it back on every read; here only reads of a body do (a body must
+    not stall, but a head must be complete in time however it trickles in).
+
+    The limits are Twisted's own attributes (``MAX_LENGTH``, ``totalHeadersSize``, ``maxHeaders``), checked
+    here first so that the answer is the contract's JSON with the right status instead of a bare 400.
+    """
+
+    MAX_LENGTH = MAX_LINE
+    totalHeadersSize = MAX_HEAD
+    maxHeaders = MAX_HEAD_LINES
+    abortTimeout = CLOSE_GRACE
+
+    _head_size = 0  # bytes of the current request's head so far (0: its request line is still to come)
+    _head_lines = 0
+    _closing = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.line_mode:  # a body (while a request is served the timeout is off: this does nothing)
+            self.resetTimeout()
+        basic.LineReceiver.dataReceived(self, data)
+
+    def lineReceived(self, line: bytes) -> None:
+        self._head_size += len(line)
+        self._head_lines += 1
+        if self._head_size > self.totalHeadersSize or self._head_lines > self.maxHeaders:
+            self.refuse(HEADERS_TOO_LARGE)
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.refuse(URI_TOO_LONG if self._head_size == 0 else HEADERS_TOO_LARGE)
+
+    def allHeadersReceived(self) -> None:
+        self._head_size = self._head_lines = 0
+        if self.length is not None and self.length > MAX_BODY:
+            self.refuse(BODY_TOO_LARGE)  # before any of it is read (and before a 100 Continue asks for it)
+            return
+        super().allHeadersReceived()
+        if self.length != 0:
+            self.resetTimeout()  # the body gets its own timeOut: the head's deadline is met
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        # every answer passes here: a handler's, an error's, a preflight's, a long-poll's
+        headers.setRawHeaders(b"Server", _SERVER)
+        headers.setRawHeaders(b"Strict-Transport-Security", _HSTS)
+        super().writeHeaders(version, code, reason, headers)
+
+    def timeoutConnection(self) -> None:
+        transport: Any = self.transport
+        if self._closing:
+            # refused or timed out, and still there after abortTimeout: it will not take its answer
+            transport.abortConnection()
+        elif self._head_size or not self.line_mode or self.clearLineBuffer():
+            log.info("{peer} did not send its request in {seconds} s: closing", peer=str(transport.getPeer()),
+                     seconds=self.timeOut)
+            self.refuse(HEAD_TIMEOUT)
+        else:
+            self._close()  # an idle kept-alive connection: a client opens a new one when it needs one
+
+    def refuse(self, answer: bytes) -> None:
+        """Answer a request this connection will not serve (``answer`` is a whole HTTP answer), and close."""
+        transport: Any = self.transport
+        transport.write(answer)
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        # nothing more from this client is parsed or served; its bytes are still read (and dropped), so that
+        # unread data does not turn the close into a reset that could destroy the answer before it is read
+        self.dataReceived = _ignore  # type: ignore[method-assign, assignment]
+        self.allContentReceived = _ignore  # type: ignore[method-assign]
+        self.loseConnection()
+        # the client gets abortTimeout to read the answer and close; a new timer rather than moving the head
+        # deadline sooner, which Twisted's reactor does with a linear search of every timer
+        self.setTimeout(None)
+        self.setTimeout(self.abortTimeout)
+
+
+def answer_internal_error(request: http.Request, failure: Failure) -> None:
+    """Answer 500 for a failure nobody expected; the description carries the id its log event has."""
+    err = internal_error(failure, request.method, request.path)
+    if request.finished or request._disconnected:
+        return  # no one to answer; the failure and its id are logged
+    if request.startedWriting:
+        # the status line is out: only a cut connection can tell the client its answer is incomplete
+        request.loseConnection()
+        return
+    body = json.dumps(err.body(), separators=(",", ":")).encode("ascii")
+    request.setResponseCode(err.status)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
 
 
 class ApiRequest(server.Request):
-    """A request whose body is capped at MAX_BODY bytes: the excess is not even buffered."""
+    """A request whose body is capped at MAX_BODY bytes: the excess is not even buffered.
+
+    A declared Content-Length over the cap never gets here (ApiChannel answers 413 first); a chunked body is
+    refused as soon as it passes the cap.
+    """
 
     too_large = False
     _received = 0
@@ -35,6 +196,8 @@ class ApiRequest(server.Request):
             if self.content is not None:
                 self.content.seek(0)
                 self.content.truncate()
+            if isinstance(self.channel, ApiChannel):
+                self.channel.refuse(BODY_TOO_LARGE)  # else the rest is read (and dropped) and 413 answered after
             return
         super().handleContentChunk(data)
 
@@ -42,6 +205,11 @@ class ApiRequest(server.Request):
     # (cancel the handler): a notifyFinish Deferred for each costs a few percent of answering a long-poll
     on_end: Callable[[], None] | None = None
     on_lost: Callable[[], object] | None = None
+
+    def processingFailed(self, reason: Failure) -> Failure:
+        # what Klein or twisted.web could not render: the contract's 500, not Twisted's HTML page
+        answer_internal_error(self, reason)
+        return reason
 
     def finish(self) -> None:
         super().finish()
@@ -64,12 +232,18 @@ class ApiRequest(server.Request):
 
 
 class ApiSite(server.Site):
-    """A Site that counts requests in flight so a stop can wait for them."""
+    """A Site that counts requests in flight so a stop can wait for them.
+
+    Its connections are plain ApiChannels: the API offers no HTTP/2 (its TLS options negotiate no ALPN), so
+    Twisted's wrapper that would switch a connection to HTTP/2 only adds a call to every read.
+    """
 
     requestFactory = ApiRequest
+    protocol = ApiChannel  # type: ignore[assignment]  # Twisted types it as its HTTP/2-switching wrapper
 
-    def __init__(self, root: resource.IResource, clock: IReactorTime, **kwargs: Any) -> None:
-        super().__init__(root, **kwargs)
+    def __init__(self, root: resource.IResource, clock: IReactorTime, header_timeout: float = HEADER_TIMEOUT,
+                 **kwargs: Any) -> None:
+        super().__init__(root, timeout=header_timeout, **kwargs)
         self.clock = clock
         self.in_flight = 0
         self.requests = 0  # answered since start (for /api/statistics)
@@ -77,6 +251,15 @@ class ApiSite(server.Site):
         self.noisy = False
         self.access_log = False
         self.protocols: set[Any] = set()
+
+    @property
+    def header_timeout(self) -> float:
+        """Seconds a connection has to send a request head (and may sit idle between requests)."""
+        return float(self.timeOut or 0)
+
+    @header_timeout.setter
+    def header_timeout(self, seconds: float) -> None:
+        self.timeOut = seconds  # for connections opened from now on
 
     def buildProtocol(self, addr: Any) -> Any:
         proto = super().buildProtocol(addr)
@@ -157,9 +340,7 @@ class ApiResource(resource.Resource):
         if isinstance(request, ApiRequest) and request.too_large:
             request.setResponseCode(413)
             request.setHeader("Content-Type", "application/json")
-            return (
-                b'{"error":"request_too_large","error_description":"The request body is larger than 1 MiB"}'
-            )
+            return TOO_LARGE_BODY
         if self.declared is not None:
             served = self.declared(request)
             if served is not None:

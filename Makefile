@@ -7,7 +7,7 @@ DATA   ?= var
 STAMP      := $(VENV)/.stamp-run-$(shell cat setup.py | cksum | cut -d' ' -f1)
 TEST_STAMP := $(VENV)/.stamp-test-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean qemu
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ovsd needs Python 3.11+"'
@@ -24,7 +24,13 @@ $(TEST_STAMP): $(BIN)/python setup.py
 	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@ $(STAMP)
 
-run: $(STAMP)
+# the StorageDriver process (qemu-storage-daemon) and the image tools (qemu-img, qemu-io), as python3-venv above
+qemu:
+	@command -v qemu-storage-daemon >/dev/null && command -v qemu-img >/dev/null || { \
+	  echo "qemu-storage-daemon or qemu-img missing: installing Debian's qemu-utils and qemu-system-common"; \
+	  apt-get update -qq && apt-get install -y -qq qemu-utils qemu-system-common >/dev/null; }
+
+run: $(STAMP) qemu
 	@OVSD_NODE_DATA_DIR=$(DATA) $(BIN)/ovsctl init -c etc/ovsd.toml
 	@echo ""
 	@echo "ovsd is starting on https://127.0.0.1:8443 (data dir: $(DATA))"
@@ -40,7 +46,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy ovsd
 
-unit: $(TEST_STAMP)
+unit: $(TEST_STAMP) qemu
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit

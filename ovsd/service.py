@@ -20,6 +20,7 @@ from ovsd.config import Config
 from ovsd.context import NodeContext
 from ovsd.controllers import load_controllers
 from ovsd.controllers.bootstrap import bootstrap
+from ovsd.dal.migrations import SchemaTooNew
 from ovsd.dal.repository import Repository
 from ovsd.logfile import LogService
 from ovsd.messages import MessageBus, publish_event, publish_task_complete
@@ -125,6 +126,11 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
                 break
             except StoreUnavailable:
                 log.warn("bootstrap interrupted: the store went away; retrying")
+            except SchemaTooNew as e:
+                # reading a layout we do not know would serve it wrong and could write it back damaged
+                log.critical("refusing to start: {reason}", reason=str(e))
+                reactor.stop()
+                return
         await agent.when_registered()
 
     NotifyService(ready, reactor).setServiceParent(top)

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from ovsd.auth.passwords import hash_password
 from ovsd.auth.tokens import digest, new_secret, revoke_client_tokens, revoke_user_tokens
+from ovsd.dal import grants
 from ovsd.dal.repository import DataObject, InUse, InvalidValue, ObjectNotFound, Repository, UniqueConflict
 
 log = Logger()
@@ -47,13 +48,10 @@ async def create_user(
         "language": language,
     })
     try:
-        await repository.create("client", {
-            "name": INTERNAL_CLIENT_NAME, "grant_type": "PASSWORD", "ovs_type": "INTERNAL",
-            "user_guid": user.guid, "roles_guids": list(group.data.get("roles_guids") or []),
-        })
+        await _password_client(repository, user.guid, group.guid)
     except Exception:
         try:
-            await repository.delete("user", user.guid)
+            await delete_user(repository, user.guid)
         except Exception:
             log.failure("user {username} ({guid}) is left without its password client", username=username,
                         guid=user.guid)
@@ -68,11 +66,28 @@ async def ensure_password_client(repository: Repository, user_guid: str) -> Data
     for client in await repository.get_many("client", await repository.reverse_guids("user", user_guid, "clients")):
         if client.data.get("ovs_type") == "INTERNAL" and client.data.get("grant_type") == "PASSWORD":
             return client
-    group = await repository.get("group", str(user.data["group_guid"]))
-    return await repository.create("client", {
+    return await _password_client(repository, user_guid, str(user.data["group_guid"]))
+
+
+async def _password_client(repository: Repository, user_guid: str, group_guid: str) -> DataObject:
+    client = await repository.create("client", {
         "name": INTERNAL_CLIENT_NAME, "grant_type": "PASSWORD", "ovs_type": "INTERNAL", "user_guid": user_guid,
-        "roles_guids": list(group.data.get("roles_guids") or []),
     })
+    await _grant_or_remove(repository, client, await grants.role_guids_of(repository, "group", group_guid))
+    return client
+
+
+async def _grant_or_remove(repository: Repository, client: DataObject, role_guids: list[str]) -> None:
+    """Grant a new client its roles; a client that could not get them all is removed again (no client with
+    half its roles stays behind)."""
+    try:
+        await grants.set_roles(repository, "client", client.guid, role_guids)
+    except Exception:
+        try:
+            await delete_client(repository, client.guid)
+        except Exception:
+            log.failure("client {client} is left with part of its roles", client=client.guid)
+        raise
 
 
 async def create_client(
@@ -83,14 +98,14 @@ async def create_client(
     Its roles are the requested ones that the user's group holds (all of the group's when None).
     """
     user = await repository.get("user", user_guid)
-    group = await repository.get("group", str(user.data["group_guid"]))
-    held = list(group.data.get("roles_guids") or [])
+    held = await grants.role_guids_of(repository, "group", str(user.data["group_guid"]))
     roles = held if role_guids is None else [g for g in dict.fromkeys(role_guids) if g in held]
     secret = new_secret()
     client = await repository.create("client", {
         "name": name, "client_secret": digest(secret), "grant_type": "CLIENT_CREDENTIALS", "ovs_type": "USER",
-        "user_guid": user_guid, "roles_guids": roles,
+        "user_guid": user_guid,
     })
+    await _grant_or_remove(repository, client, roles)
     log.info("client {client} created for user {user}", client=client.guid, user=user_guid)
     return client, secret
 
@@ -123,30 +138,32 @@ async def follow_group(repository: Repository, user_guid: str) -> None:
     """
     user = await repository.get("user", user_guid)
     group = await repository.get("group", str(user.data["group_guid"]))
-    held = list(group.data.get("roles_guids") or [])
+    held = await grants.role_guids_of(repository, "group", group.guid)
     for client in await repository.get_many("client", await repository.reverse_guids("user", user_guid, "clients")):
-        current = list(client.data.get("roles_guids") or [])
+        current = await grants.role_guids_of(repository, "client", client.guid)
         if client.data.get("ovs_type") == "INTERNAL" and client.data.get("grant_type") == "PASSWORD":
             roles = held
         else:
             roles = [r for r in current if r in held]
-        if roles != current:
-            await repository.update("client", client.guid, {"roles_guids": roles})
+        if sorted(roles) != current:
+            await grants.set_roles(repository, "client", client.guid, roles)
     revoked = await revoke_user_tokens(repository, user_guid)
     log.info("user {guid} moved to group {group}; {count} token(s) revoked", guid=user_guid,
              group=group.data.get("name"), count=revoked)
 
 
 async def delete_client(repository: Repository, client_guid: str) -> None:
-    """Remove a client and its tokens."""
+    """Remove a client, its role grants and its tokens."""
     for _ in range(3):
         await revoke_client_tokens(repository, client_guid)
+        await grants.revoke_all(repository, "client", client_guid)
         try:
             await repository.delete("client", client_guid)
             return
         except InUse:
-            continue  # a token was issued in between: revoke that one too
+            continue  # a token was issued (or a role granted) in between: revoke that one too
     await revoke_client_tokens(repository, client_guid)
+    await grants.revoke_all(repository, "client", client_guid)
     await repository.delete("client", client_guid)
 
 

@@ -17,6 +17,7 @@ from ovsd.api.errors import ApiError
 from ovsd.auth.passwords import verify_password
 from ovsd.auth.tokens import IssuedToken, issue_token, secret_matches
 from ovsd.config import AuthConfig
+from ovsd.dal.grants import role_guids_of
 from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
 from ovsd.dal.text import string_problem
 
@@ -125,7 +126,7 @@ class TokenIssuer:
     # --- scope -----------------------------------------------------------------------------------------
     async def _scope(self, client: DataObject, scope: str | None) -> tuple[list[str], tuple[str, ...]]:
         """(role guids, role codes) for the token: the requested codes the client holds, default all."""
-        held = await self.repository.get_many("role", client.data.get("roles_guids") or [])
+        held = await self.repository.get_many("role", await role_guids_of(self.repository, "client", client.guid))
         by_code = {str(role.data["code"]): role.guid for role in held}
         requested = list(dict.fromkeys((scope or "").split()))
         if not requested:

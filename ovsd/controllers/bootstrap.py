@@ -18,6 +18,8 @@ from twisted.logger import Logger
 
 from ovsd.auth.accounts import create_client, create_user, ensure_password_client, regenerate_secret
 from ovsd.config import Config
+from ovsd.dal import grants
+from ovsd.dal.migrations import upgrade
 from ovsd.dal.repository import DataObject, Repository, UniqueConflict
 from ovsd.store import keys
 
@@ -58,7 +60,9 @@ return 0
 
 
 async def bootstrap(repository: Repository, config: Config) -> None:
-    """Create whatever of the initial model is missing (nothing when everything exists)."""
+    """Migrate the store to this ovsd's schema, then create whatever of the initial model is missing (nothing
+    when everything exists). SchemaTooNew when the store was written by a newer ovsd."""
+    await upgrade(repository)
     store = repository.store
     owner = uuid.uuid4().hex
     while await store.execute("SET", keys.bootstrap_lock(), owner, "NX", "EX", LOCK_SECONDS) is None:
@@ -92,17 +96,18 @@ async def _ensure_role(repository: Repository, code: str, name: str, description
 
 
 async def _ensure_group(repository: Repository, name: str, description: str, role_guids: list[str]) -> DataObject:
-    existing = await repository.find("group", "name", name)
-    if existing is not None:
-        return existing
-    try:
-        group = await repository.create("group", {"name": name, "description": description,
-                                                  "roles_guids": role_guids})
-    except UniqueConflict:
-        found = await repository.find("group", "name", name)
-        assert found is not None
-        return found
-    log.info("group {name} created", name=name)
+    group = await repository.find("group", "name", name)
+    if group is None:
+        try:
+            group = await repository.create("group", {"name": name, "description": description})
+            log.info("group {name} created", name=name)
+        except UniqueConflict:
+            group = await repository.find("group", "name", name)
+            assert group is not None
+    # a start that stopped between the group and its grants left some out: grant whatever is missing
+    # (granting a role the group holds changes nothing)
+    for role_guid in role_guids:
+        await grants.grant(repository, "group", group.guid, role_guid)
     return group
 
 

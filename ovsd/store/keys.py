@@ -59,6 +59,12 @@ def bootstrap_lock() -> str:
     return f"{PREFIX}bootstrap"
 
 
+#: the schema version of the store's layout (an integer; absent: written before versions were kept, 0)
+SCHEMA_VERSION = f"{PREFIX}schema:version"
+#: held (SET NX with expiry) by the one node that migrates the store
+SCHEMA_LOCK = f"{PREFIX}schema:lock"
+
+
 def auth_failures(address: str) -> str:
     return f"{PREFIX}auth:fail:{address}"
 

@@ -10,6 +10,7 @@ import pytest_twisted
 from ovsd.auth.accounts import create_client, create_user
 from ovsd.auth.passwords import hash_password, verify_password
 from ovsd.auth.tokens import secret_matches
+from ovsd.dal.grants import role_guids_of
 from ovsd.dal.repository import InvalidValue, UniqueConflict
 from tests.auth_support import ADMIN_PASSWORD, AuthNode, auth_nodes, node, store_dump
 
@@ -77,5 +78,5 @@ async def test_create_user_leaves_no_half_user(node: AuthNode) -> None:
 
     user = await create_user(repo, "newbie", "pw-newbie-1", viewers.guid, language="nl-NL")
     clients = await repo.get_many("client", await repo.reverse_guids("user", user.guid, "clients"))
-    assert [(c.data["ovs_type"], c.data["grant_type"], c.data["roles_guids"]) for c in clients] == [
-        ("INTERNAL", "PASSWORD", viewers.data["roles_guids"])]
+    assert [(c.data["ovs_type"], c.data["grant_type"], await role_guids_of(repo, "client", c.guid))
+            for c in clients] == [("INTERNAL", "PASSWORD", await role_guids_of(repo, "group", viewers.guid))]

@@ -10,9 +10,11 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.logger import formatEvent, globalLogPublisher
 
+from ovsd.auth.accounts import delete_client
 from ovsd.auth.passwords import verify_password
 from ovsd.context import NodeContext
 from ovsd.controllers.bootstrap import bootstrap
+from ovsd.dal.grants import grants_of, revoke_all, role_guids_of
 from ovsd.dal.repository import Repository
 from ovsd.store import keys
 from ovsd.store.connection import Store
@@ -28,16 +30,19 @@ def _repository(store: Store, data_dir: Path, **sections: dict[str, Any]) -> Rep
 async def _model(repo: Repository) -> dict[str, Any]:
     """What bootstrap made, in a comparable shape (no guids)."""
     roles = {r.guid: r.data for r in await repo.load_all("role")}
+
+    async def codes(kind: str, guid: str) -> list[str]:
+        return sorted(roles[x]["code"] for x in await role_guids_of(repo, kind, guid))
+
+    groups = [(g.data["name"], g.data["description"], await codes("group", g.guid)) for g in await repo.load_all("group")]
+    clients = [(c.data["name"], c.data["ovs_type"], c.data["grant_type"], await codes("client", c.guid))
+               for c in await repo.load_all("client")]
     return {
         "roles": sorted((r["code"], r["name"], r["description"]) for r in roles.values()),
-        "groups": sorted((g.data["name"], g.data["description"],
-                          sorted(roles[x]["code"] for x in g.data["roles_guids"]))
-                         for g in await repo.load_all("group")),
+        "groups": sorted(groups),
         "brandings": [{k: v for k, v in b.data.items()} for b in await repo.load_all("branding")],
         "users": sorted((u.data["username"], u.data["is_active"]) for u in await repo.load_all("user")),
-        "clients": sorted((c.data["name"], c.data["ovs_type"], c.data["grant_type"],
-                           sorted(roles[x]["code"] for x in c.data["roles_guids"]))
-                          for c in await repo.load_all("client")),
+        "clients": sorted(clients),
     }
 
 
@@ -87,10 +92,16 @@ async def test_bootstrap_completes_a_half_done_model(store: Store, tmp_path: Pat
     admin = await repo.find("user", "username", "admin")
     assert admin is not None
     for guid in await repo.reverse_guids("user", admin.guid, "clients"):
-        await repo.delete("client", guid)
+        await delete_client(repo, guid)
     viewers = await repo.find("group", "name", "viewers")
     assert viewers is not None
+    await revoke_all(repo, "group", viewers.guid)
     await repo.delete("group", viewers.guid)
+    # and a start that stopped after making a group but before granting all its roles
+    admins = await repo.find("group", "name", "administrators")
+    assert admins is not None
+    [grant, *_] = await grants_of(repo, "group", admins.guid)
+    await repo.delete("rolegroup", grant.guid)
     await bootstrap(repo, repo.context.config)
     assert await _model(repo) == EXPECTED
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest_twisted
 
-from ovsd.auth.accounts import create_client, create_user, regenerate_secret
+from ovsd.auth.accounts import create_client, create_user, delete_client, regenerate_secret
 from ovsd.auth.tokens import digest
+from ovsd.dal.grants import role_guids_of, set_roles
 from ovsd.dal.repository import DataObject
 from tests.auth_support import ADMIN_PASSWORD, AuthNode, NodeFactory, auth_nodes, basic, node
 
@@ -79,8 +80,10 @@ async def test_the_seeds_literal_header_works_for_a_client_with_that_id_and_secr
     assert admin is not None
     await node.repository.create("client", {
         "name": "seed", "client_secret": digest(secret), "grant_type": "CLIENT_CREDENTIALS", "ovs_type": "USER",
-        "user_guid": admin.guid, "roles_guids": (await _group(node, "viewers")).data["roles_guids"],
+        "user_guid": admin.guid,
     }, guid=client_id)
+    await set_roles(node.repository, "client", client_id,
+                    await role_guids_of(node.repository, "group", (await _group(node, "viewers")).guid))
     status, body, _ = await node.token({"grant_type": "client_credentials"}, {"Authorization": SEED_AUTHORIZATION})
     assert status == 200, body
     meta = await node.metadata(f"Bearer {body['access_token']}")
@@ -163,7 +166,8 @@ async def test_a_client_gets_only_roles_its_users_group_holds(node: AuthNode) ->
     admins = await _group(node, "administrators")
     viewer = await create_user(node.repository, "vic", "vic-pw-123", viewers.guid)
     # asking for manage on a viewer's client grants only what the group holds
-    client, secret = await create_client(node.repository, viewer.guid, "c", admins.data["roles_guids"])
+    client, secret = await create_client(node.repository, viewer.guid, "c",
+                                         await role_guids_of(node.repository, "group", admins.guid))
     status, body, _ = await node.client_credentials(client.guid, secret)
     assert status == 200, body
     assert (await node.metadata(f"Bearer {body['access_token']}"))["roles"] == ["read"]
@@ -180,7 +184,7 @@ async def test_every_error_code_of_the_token_endpoint(node: AuthNode) -> None:
     await repo.update("user", inactive_owner.guid, {"is_active": False})
     orphan = await create_user(repo, "orphan", "orphan-pw-1", admins.guid)
     for guid in await repo.reverse_guids("user", orphan.guid, "clients"):
-        await repo.delete("client", guid)
+        await delete_client(repo, guid)
     admin = await repo.find("user", "username", "admin")
     assert admin is not None
     internal = (await repo.reverse_guids("user", admin.guid, "clients"))

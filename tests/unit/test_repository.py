@@ -29,7 +29,8 @@ def repo(store: Store, data_dir) -> Repository:  # type: ignore[no-untyped-def]
 
 async def _group(repo: Repository, name: str = "administrators") -> str:
     role = await repo.create("role", {"name": "Read", "code": "read", "description": "Can read objects"})
-    group = await repo.create("group", {"name": name, "roles_guids": [role.guid]})
+    group = await repo.create("group", {"name": name})
+    await repo.create("rolegroup", {"role_guid": role.guid, "group_guid": group.guid})
     return group.guid
 
 

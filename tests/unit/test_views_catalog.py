@@ -46,7 +46,11 @@ async def test_groups_and_roles_are_listed_with_what_they_grant(views_node: View
     by_guid = {r["guid"]: r["code"] for r in roles}
     groups = (await node.call("GET", "/api/groups/?contents=_relations&sort=name", token)).body
     assert [g["name"] for g in groups] == ["administrators", "viewers"]
-    assert [sorted(by_guid[r] for r in g["roles_guids"]) for g in groups] == [["manage", "read", "write"], ["read"]]
+    # role grants are junctions: a group's roles_guids meet each granted role's groups_guids (as the GUI finds them)
+    roles_related = (await node.call("GET", "/api/roles/?contents=_relations", token)).body
+    assert [sorted(r["code"] for r in roles_related if set(r["groups_guids"]) & set(g["roles_guids"]))
+            for g in groups] == [["manage", "read", "write"], ["read"]]
+    assert not set(by_guid) & {j for g in groups for j in g["roles_guids"]}  # junction guids, not role guids
     admin = await node.user("admin")
     assert groups[0]["users_guids"] == [admin.guid] and groups[1]["users_guids"] == []
     for kind, items in (("roles", roles), ("groups", groups)):

@@ -11,6 +11,8 @@ from ovsd.dal.hybrids import (
     mgmtcenter,
     pmachine,
     role,
+    roleclient,
+    rolegroup,
     storagedriver,
     storagerouter,
     user,
@@ -21,5 +23,6 @@ from ovsd.dal.hybrids import (
 
 ALL: list[ObjectType] = [
     branding.TYPE, client.TYPE, group.TYPE, mgmtcenter.TYPE, pmachine.TYPE, role.TYPE, storagedriver.TYPE,
-    storagerouter.TYPE, user.TYPE, vdisk.TYPE, vmachine.TYPE, vpool.TYPE, bearertoken.TYPE,
+    storagerouter.TYPE, user.TYPE, vdisk.TYPE, vmachine.TYPE, vpool.TYPE, bearertoken.TYPE, roleclient.TYPE,
+    rolegroup.TYPE,
 ]

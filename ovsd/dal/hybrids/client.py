@@ -10,6 +10,7 @@ async def _client_id(obj: Any, repo: Any) -> str:
     return str(obj.guid)
 
 
+# its roles are RoleClient junctions (ovsd/dal/hybrids/roleclient.py): ``roles_guids`` lists their guids
 TYPE = ObjectType(
     kind="client",
     doc="An OAuth 2 client",
@@ -24,7 +25,6 @@ TYPE = ObjectType(
     ],
     relations=[
         Relation("user", "user", "clients", mandatory=True, writable=False, doc="The User this Client belongs to"),
-        Relation("roles", "role", "clients", many=True, writable=False, doc="The Roles of this Client"),
     ],
     dynamics=[dynamic_of("client_id", str, 86400, _client_id, "The Client's ID (its guid)")],
 )

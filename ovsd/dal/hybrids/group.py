@@ -1,7 +1,8 @@
 """Group: a set of users that share roles (administrators, viewers)."""
 
-from ovsd.dal.fields import ObjectType, Prop, Relation
+from ovsd.dal.fields import ObjectType, Prop
 
+# its roles are RoleGroup junctions (ovsd/dal/hybrids/rolegroup.py): ``roles_guids`` lists their guids
 TYPE = ObjectType(
     kind="group",
     doc="A group of users",
@@ -9,5 +10,4 @@ TYPE = ObjectType(
         Prop("name", str, mandatory=True, unique=True, doc="Name of the Group"),
         Prop("description", str, text=True, doc="Description of the Group"),
     ],
-    relations=[Relation("roles", "role", "groups", many=True, doc="The Roles enabled for this Group")],
 )

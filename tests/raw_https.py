@@ -61,23 +61,27 @@ def client_context(ca: Path, ciphers: str | None = None, tls12_only: bool = Fals
     return context
 
 
-def exchange(port: int, ca: Path, pieces: Sequence[bytes], interval: float = 0.0, limit: float = 5.0) -> RawAnswer:
-    """Send ``pieces`` over one TLS connection, ``interval`` seconds apart, reading all the while; return when
-    the server closes the connection or ``limit`` seconds have passed (blocking: run it in a thread)."""
+def exchange(port: int, ca: Path, pieces: Sequence[bytes], interval: float = 0.0, limit: float = 5.0,
+             at: Sequence[float] | None = None) -> RawAnswer:
+    """Send ``pieces`` over one TLS connection, ``interval`` seconds apart (or each at its time in ``at``),
+    reading all the while; return when the server closes the connection or ``limit`` seconds have passed
+    (blocking: run it in a thread)."""
     answer = RawAnswer()
+    times = list(at) if at is not None else [n * interval for n in range(len(pieces))]
     with socket.create_connection(("127.0.0.1", port), timeout=limit) as raw, \
             client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as conn:
         start = time.monotonic()
         pending = list(pieces)
         while (elapsed := time.monotonic() - start) < limit:
-            if pending and elapsed >= interval * (len(pieces) - len(pending)):
+            if pending and elapsed >= times[len(pieces) - len(pending)]:
                 try:
                     conn.sendall(pending[0])
                 except (OSError, ssl.SSLError):
                     answer.closed_after = time.monotonic() - start
                     break
                 answer.sent += len(pending.pop(0))
-            conn.settimeout(min(interval, limit - elapsed) if pending and interval else max(limit - elapsed, 0.01))
+            wait = times[len(pieces) - len(pending)] - elapsed if pending else limit - elapsed
+            conn.settimeout(max(min(wait, limit - elapsed), 0.01))
             try:
                 data = conn.recv(65536)
             except TimeoutError:

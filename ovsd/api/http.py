@@ -4,6 +4,7 @@ head), the headers of every answer, the 500 of last resort, in-flight tracking, 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from io import BytesIO
 from typing import Any, BinaryIO
@@ -13,6 +14,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.protocols import basic
+from twisted.python import runtime
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
@@ -26,9 +28,10 @@ MAX_LINE = 8 * 1024
 #: a request's whole head: request line and header lines, in bytes and in lines
 MAX_HEAD = 16 * 1024
 MAX_HEAD_LINES = 100
-#: seconds a client has to send a request's head, from the connection's start or the previous answer; also
-#: how long a kept-alive connection may sit idle and how long a request body may pause
+#: seconds a client has to send a request's head, from its first byte; also how long a body may pause
 HEADER_TIMEOUT = 15.0
+#: seconds a connection may wait for a request without sending a byte of one (Twisted's idle timeout)
+IDLE_TIMEOUT = 60.0
 #: seconds a refused or timed-out client has to take its answer and close before the connection is cut
 CLOSE_GRACE = 5
 
@@ -72,12 +75,16 @@ def _ignore(*args: object) -> None:
 
 class ApiChannel(http.HTTPChannel):
     """One HTTP/1.1 connection of the API: a head or body over its limit is refused at once (414, 431, 413,
-    before the body is read), and a client has ``timeOut`` seconds to send each request head.
+    before the body is read), and a client has ``timeOut`` seconds from the first byte of a request head to
+    send all of it (408, then close), however steadily it trickles; a connection may still wait
+    ``idle_timeout`` seconds for a request to begin.
 
-    The head deadline is the channel's own timeout (Twisted's TimeoutMixin), so it costs no timer per
-    request: Twisted arms it when the connection opens and again after each answer, and stops it while a
-    request is served. Twisted also pushes it back on every read; here only reads of a body do (a body must
-    not stall, but a head must be complete in time however it trickles in).
+    Both deadlines ride on the channel's one timer (Twisted's TimeoutMixin): Twisted arms it for ``timeOut``
+    when the connection opens and after each answer, and stops it while a request is served, so a deadline
+    costs no timer per request. Twisted also pushes it back on every read; here only reads of a body do (a
+    body must not stall), and the start of a head is noted instead (one clock read). When the timer fires
+    early for a head that began late in its period, or for a connection still within its idle time, it is
+    armed again for what is left; that happens only on connections that wait.
 
     The limits are Twisted's own attributes (``MAX_LENGTH``, ``totalHeadersSize``, ``maxHeaders``), checked
     here first so that the answer is the contract's JSON with the right status instead of a bare 400.
@@ -88,13 +95,28 @@ class ApiChannel(http.HTTPChannel):
     maxHeaders = MAX_HEAD_LINES
     abortTimeout = CLOSE_GRACE
 
+    #: set by ApiSite from its clock (the clock that runs this channel's timer)
+    seconds: Callable[[], float] = staticmethod(runtime.seconds)
+    header_timeout = HEADER_TIMEOUT
+    idle_timeout = IDLE_TIMEOUT
+
     _head_size = 0  # bytes of the current request's head so far (0: its request line is still to come)
     _head_lines = 0
+    _head_began: float | None = None  # when the first byte of the current head arrived
+    _idle_periods = 0  # timer periods passed without a byte of a request
     _closing = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # Twisted's timeOut is the period of the timer, which _rearm changes
+        self.header_timeout = float(self.timeOut or HEADER_TIMEOUT)
 
     def dataReceived(self, data: bytes) -> None:
         if not self.line_mode:  # a body (while a request is served the timeout is off: this does nothing)
             self.resetTimeout()
+        elif self._head_began is None:
+            self._head_began = self.seconds()
+            self._idle_periods = 0
         basic.LineReceiver.dataReceived(self, data)
 
     def lineReceived(self, line: bytes) -> None:
@@ -110,6 +132,7 @@ class ApiChannel(http.HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._head_size = self._head_lines = 0
+        self._head_began = None
         if self.length is not None and self.length > MAX_BODY:
             self.refuse(BODY_TOO_LARGE)  # before any of it is read (and before a 100 Continue asks for it)
             return
@@ -125,15 +148,34 @@ class ApiChannel(http.HTTPChannel):
 
     def timeoutConnection(self) -> None:
         transport: Any = self.transport
+        period = self.header_timeout
         if self._closing:
             # refused or timed out, and still there after abortTimeout: it will not take its answer
             transport.abortConnection()
-        elif self._head_size or not self.line_mode or self.clearLineBuffer():
-            log.info("{peer} did not send its request in {seconds} s: closing", peer=str(transport.getPeer()),
-                     seconds=self.timeOut)
-            self.refuse(HEAD_TIMEOUT)
+        elif not self.line_mode:
+            self._timed_out(transport, "a request body stalled")
+        elif self._head_began is not None:
+            left = self._head_began + period - self.seconds()
+            if left > 0.001:
+                self._rearm(left)  # the head began after the timer was armed
+            else:
+                self._timed_out(transport, "a request head was not complete in time")
         else:
-            self._close()  # an idle kept-alive connection: a client opens a new one when it needs one
+            self._idle_periods += 1
+            if self._idle_periods < math.ceil(self.idle_timeout / period):
+                self._rearm(period)
+            else:
+                self._close()  # idle: no answer, a client opens a new connection when it needs one
+
+    def _rearm(self, seconds: float) -> None:
+        self.setTimeout(seconds)
+        # what Twisted arms the timer with after the next answer (typed int there; any number of seconds works)
+        self.timeOut = self.header_timeout  # type: ignore[assignment]
+
+    def _timed_out(self, transport: Any, what: str) -> None:
+        log.info("{peer}: {what} ({seconds} s): closing", peer=str(transport.getPeer()), what=what,
+                 seconds=self.header_timeout)
+        self.refuse(HEAD_TIMEOUT)
 
     def refuse(self, answer: bytes) -> None:
         """Answer a request this connection will not serve (``answer`` is a whole HTTP answer), and close."""
@@ -242,8 +284,9 @@ class ApiSite(server.Site):
     protocol = ApiChannel  # type: ignore[assignment]  # Twisted types it as its HTTP/2-switching wrapper
 
     def __init__(self, root: resource.IResource, clock: IReactorTime, header_timeout: float = HEADER_TIMEOUT,
-                 **kwargs: Any) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(root, timeout=header_timeout, **kwargs)
+        self.idle_timeout = idle_timeout  # for connections opened from now on
         self.clock = clock
         self.in_flight = 0
         self.requests = 0  # answered since start (for /api/statistics)
@@ -254,7 +297,7 @@ class ApiSite(server.Site):
 
     @property
     def header_timeout(self) -> float:
-        """Seconds a connection has to send a request head (and may sit idle between requests)."""
+        """Seconds a connection has to send a request head from its first byte (and a body may pause)."""
         return float(self.timeOut or 0)
 
     @header_timeout.setter
@@ -265,6 +308,9 @@ class ApiSite(server.Site):
         proto = super().buildProtocol(addr)
         if proto is None:
             return None
+        proto.callLater = self.clock.callLater
+        proto.seconds = self.clock.seconds
+        proto.idle_timeout = self.idle_timeout
         self.protocols.add(proto)
         original = proto.connectionLost
 

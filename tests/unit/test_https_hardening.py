@@ -96,9 +96,14 @@ async def test_refusals_written_by_the_connection_carry_hsts(api: ApiHarness) ->
     for request, status in [
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
         (b"POST /api HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\n", 413),
+        # what Twisted alone would answer with a bare 400: no body, no HSTS
+        (b"GET /api HTTP/1.1\r\nNo colon in this header\r\n\r\n", 400),
+        (b"POST /api HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400),
+        (b"GET /api\r\n\r\n", 400),
     ]:
         answer = await threads.deferToThread(exchange, api.port, ca, [request])
         assert answer.status == status
+        assert set(answer.body) == {"error", "error_description"}
         assert answer.headers["strict-transport-security"] == HSTS.decode()
         assert answer.headers["server"] == "ovsd"
 
@@ -196,7 +201,7 @@ def test_no_500_is_written_outside_the_one_helper() -> None:
 @pytest.mark.parametrize("name", [
     "MAX_LENGTH", "totalHeadersSize", "maxHeaders", "abortTimeout", "length", "line_mode", "lineReceived",
     "lineLengthExceeded", "allHeadersReceived", "allContentReceived", "writeHeaders", "timeoutConnection",
-    "resetTimeout", "setTimeout", "clearLineBuffer",
+    "resetTimeout", "setTimeout", "clearLineBuffer", "_respondToBadRequestAndDisconnect",
 ])
 def test_the_twisted_hooks_the_limits_rely_on_still_exist(name: str) -> None:
     """ApiChannel overrides or calls these of Twisted's HTTPChannel; a Twisted that renamed one would silently

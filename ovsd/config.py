@@ -44,6 +44,7 @@ class ApiConfig:
     port: int
     cors_origins: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
+    static_dir: str = ""  # served at / on the API port when set
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,11 @@ def _origins(v: tuple[str, ...]) -> str | None:
     return None
 
 
+def _directory(v: str) -> str | None:
+    # empty: no files served; else it must be there at start (a typo would otherwise serve 404s silently)
+    return None if not v or Path(v).is_dir() else "is not a directory"
+
+
 def _command(v: tuple[str, ...]) -> str | None:
     return None if v and v[0] else "must name a program"
 
@@ -216,6 +222,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "port": _Key(int, lambda: 8443, _port),
         "cors_origins": _Key(tuple, tuple, _origins),
         "trusted_proxies": _Key(tuple, tuple, _ips),
+        "static_dir": _Key(str, str, _directory),
     },
     "store": {"url": _Key(str, lambda: "embedded", _store_url)},
     "auth": {

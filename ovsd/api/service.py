@@ -8,11 +8,13 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
+from twisted.web.resource import IResource
 
 from ovsd import tls
 from ovsd.api.app import ApiApp
 from ovsd.api.declare import Registry
 from ovsd.api.http import ApiResource, ApiSite
+from ovsd.api.staticfiles import StaticFiles
 from ovsd.api.transport import listen_tls
 from ovsd.context import NodeContext
 
@@ -28,7 +30,11 @@ class ApiService(Service):
     def __init__(self, context: NodeContext, registry: Registry | None = None) -> None:
         self.context = context
         self.api = ApiApp(context, registry)
-        self.site = ApiSite(ApiResource(self.api.app.resource(), self.api.render_declared), clock=context.reactor)
+        app: IResource = self.api.app.resource()
+        if context.config.api.static_dir:
+            # a directory's files at / (a GUI without a proxy); /api stays the app's
+            app = StaticFiles(app, context.config.api.static_dir)
+        self.site = ApiSite(ApiResource(app, self.api.render_declared), clock=context.reactor)
         self.site.access_log = context.config.log.level == "debug"
         self.api.site = self.site
         context.api_site = self.site

@@ -38,6 +38,8 @@ log = Logger()
 
 #: how long a hard export removal may take to report BLOCK_EXPORT_DELETED
 EXPORT_GONE_TIMEOUT = 10.0
+#: how long merging a snapshot away may take (it copies the snapshot's own data)
+STREAM_TIMEOUT = 3600.0
 
 
 class StorageError(RuntimeError):
@@ -220,6 +222,54 @@ class DriverDaemon:
         await images.remove(self.reactor, [vdisk.image])
         return rolled
 
+    async def remove_snapshot(self, guid: str, snapshot: Chain) -> dict[str, VDisk]:
+        """Merge a snapshot of a vDisk away: the image just above it in the vDisk's chain absorbs its data.
+
+        ``block-stream`` copies the snapshot's clusters the image above does not have into it (what
+        that image shows does not change; the export stays up), then that image sits on what the
+        snapshot sat on and the snapshot's file is deleted. Costs time proportional to the snapshot's
+        own data. Returns every served vDisk whose chain changed (clones of later snapshots too): the
+        caller stores them and drops the image from the chains of its other snapshots (:func:`without`).
+
+        The caller refuses first when a clone or another branch sits on this snapshot itself, or when
+        the image above is open in another daemon (it is written here); what this daemon can see it
+        checks too.
+        """
+        vdisk = self._served(guid)
+        layer = snapshot[0]
+        line = vdisk.as_backing
+        if layer not in vdisk.chain:
+            raise StorageError(f"snapshot {layer} is not in the chain of vDisk {guid} (roll back to it first?)")
+        above = line[line.index(layer) - 1]
+        below = snapshot[1] if len(snapshot) > 1 else None
+        async with self._lock:
+            others = [p for p, n in self._open.items() if n.backing == layer and p != above]
+            if others:
+                raise StorageError(f"snapshot {layer} has other images on it: {', '.join(others)}")
+            job = "s" + node_name(above)[1:]
+            ended = self.qmp.expect_event("BLOCK_JOB_COMPLETED", lambda data: data.get("device") == job,
+                                          timeout=STREAM_TIMEOUT)
+            arguments: dict[str, Any] = {"job-id": job, "device": node_name(above)}
+            if below is not None:
+                arguments["base-node"] = node_name(below)
+            try:
+                await self.qmp.execute("block-stream", arguments)
+            except QMPError:
+                ended.cancel()
+                ended.addErrback(lambda _: None)
+                raise
+            outcome = await ended
+            if outcome.get("error"):
+                raise StorageError(f"merging snapshot {layer} failed: {outcome['error']}")
+            self._open[above].backing = below
+            changed = {}
+            for other in list(self.served.values()):
+                if layer in other.chain:
+                    self.served[other.guid] = changed[other.guid] = other.evolve(chain=without(other.chain, layer))
+            await self._collect()
+        await images.remove(self.reactor, [layer])
+        return changed
+
     async def clone(self, vdisk: VDisk, snapshot: Chain) -> VDisk:
         """A new vDisk on a snapshot (or a template's chain): thin, it shares every byte it does not write."""
         child = vdisk.evolve(chain=tuple(snapshot))
@@ -345,6 +395,11 @@ class DriverDaemon:
 
     async def _size(self, path: str) -> int:
         return (await images.info(self.reactor, path)).virtual_size
+
+
+def without(chain: Chain, image: str) -> Chain:
+    """A chain once ``image`` has been merged away (see DriverDaemon.remove_snapshot)."""
+    return tuple(p for p in chain if p != image)
 
 
 def _bottom_up(chain: Chain) -> list[tuple[str, str | None]]:

@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from ovsd.storage import images
-from ovsd.storage.daemon import StorageError
+from ovsd.storage.daemon import StorageError, without
 from ovsd.storage.vdisk import VDisk
 from tests.storage_support import Daemon, MiB, assert_pattern, cleanup, daemon_in, qemu_io, short_dir, write
 
@@ -170,3 +170,78 @@ async def test_a_consistent_snapshot_of_several_vdisks_rolls_back_together(daemo
     for name, (_, snapshot) in taken.items():
         await driver.rollback(name, snapshot)
         await assert_pattern(daemon.uri(name), 0x10, 0, MiB)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_clone_served_by_another_daemon_shares_the_snapshot_images(daemon: Daemon) -> None:
+    # a DISTRIBUTED vPool: both drivers see the directory; the source keeps its snapshot open as backing
+    driver = daemon.driver
+    assert driver is not None
+    await driver.create(new_vdisk(daemon, "shared"))
+    await write(daemon.uri("shared"), 0x31, 0, 2 * MiB)
+    _, snapshot = await driver.snapshot("shared")
+    await write(daemon.uri("shared"), 0x32, 0, MiB)
+    other = Daemon(short_dir())
+    await other.start()
+    try:
+        assert other.driver is not None
+        clone = await other.driver.clone(new_vdisk(daemon, "elsewhere"), snapshot)
+        await assert_pattern(other.uri(clone.export), 0x31, 0, 2 * MiB)
+        await write(other.uri(clone.export), 0x33, MiB, MiB)
+        await assert_pattern(other.uri(clone.export), 0x33, MiB, MiB)
+        # the source is still served and writable by its own daemon
+        await write(daemon.uri("shared"), 0x34, MiB, MiB)
+        await assert_pattern(daemon.uri("shared"), 0x34, MiB, MiB)
+        await assert_pattern(daemon.uri("shared"), 0x32, 0, MiB)
+    finally:
+        other.stop()
+        cleanup(other.directory)
+
+
+@pytest_twisted.ensureDeferred
+async def test_removing_a_snapshot_merges_it_and_the_data_and_other_snapshots_stay(daemon: Daemon) -> None:
+    driver = daemon.driver
+    assert driver is not None
+    await driver.create(new_vdisk(daemon, "merge"))
+    uri = daemon.uri("merge")
+    await write(uri, 0x01, 0, MiB)
+    _, first = await driver.snapshot("merge")
+    await write(uri, 0x02, MiB, MiB)
+    _, second = await driver.snapshot("merge")
+    await write(uri, 0x03, 2 * MiB, MiB)
+    _, third = await driver.snapshot("merge")
+    await write(uri, 0x04, 3 * MiB, MiB)
+
+    changed = await driver.remove_snapshot("merge", second)
+    merged = changed["merge"]
+    assert second[0] not in merged.chain and not os.path.exists(second[0])
+    assert len(merged.chain) == 2
+    for offset, pattern in enumerate((0x01, 0x02, 0x03, 0x04)):
+        await assert_pattern(uri, pattern, offset * MiB, MiB)
+    # the later snapshot still holds what it held (the merged data moved into it), the earlier one too
+    await driver.rollback("merge", without(third, second[0]))
+    for offset, pattern in enumerate((0x01, 0x02, 0x03, 0x00)):
+        await assert_pattern(uri, pattern, offset * MiB, MiB)
+    await driver.rollback("merge", first)
+    for offset, pattern in enumerate((0x01, 0x00)):
+        await assert_pattern(uri, pattern, offset * MiB, MiB)
+
+    # the newest snapshot merges into the top while the export stays up
+    _, newest = await driver.snapshot("merge")
+    await write(uri, 0x05, MiB, MiB)
+    merged = (await driver.remove_snapshot("merge", newest))["merge"]
+    assert merged.chain == first
+    await assert_pattern(uri, 0x05, MiB, MiB)
+    await assert_pattern(uri, 0x01, 0, MiB)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_snapshot_a_clone_sits_on_is_not_merged(daemon: Daemon) -> None:
+    driver = daemon.driver
+    assert driver is not None
+    await driver.create(new_vdisk(daemon, "based"))
+    _, snapshot = await driver.snapshot("based")
+    await driver.clone(new_vdisk(daemon, "on-it"), snapshot)
+    with pytest.raises(StorageError, match="other images on it"):
+        await driver.remove_snapshot("based", snapshot)
+    assert os.path.exists(snapshot[0])

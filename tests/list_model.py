@@ -360,7 +360,8 @@ def answer(world: World, resource: str, version: int, params: dict[str, str]) ->
     kind = RESOURCES[resource]
     try:
         sort = _parse_sort(kind, params.get("sort"))
-        query = params.get("query") if version >= 2 else None
+        # version 1 reads a query only where the seed era's API did (vMachines, StorageRouters)
+        query = params.get("query") if version >= 2 or kind in ("vmachine", "storagerouter") else None
         predicate = compile_query(kind, _decode(query)) if query else None
     except Refused:
         return 400, "invalid_data"

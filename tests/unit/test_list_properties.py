@@ -364,8 +364,11 @@ async def test_refused_queries_and_sorts_are_400_invalid_data(list_node: ListNod
     for query in REFUSED_QUERIES:
         status, body = await list_node.get("vdisks", 2, {"query": query})
         assert (status, body["error"]) == (400, "invalid_data"), (query, body)
-        # version 1 has no query: the parameter is not read at all
+        # version 1 has no query for vDisks (the seed era's had none): the parameter is not read at all
         assert await list_node.get("vdisks", 1, {"query": query}) == (200, sorted(TINY.of("vdisk"))), query
+        # vMachines took a query in version 1 already: refused there too
+        status, body = await list_node.get("vmachines", 1, {"query": query})
+        assert (status, body["error"]) == (400, "invalid_data"), (query, body)
     for sort in ("nosuch", "password", "vdisks", "vpool.password", "name,,x[", "vpool.vdisks.name"):
         for version in (1, 2):
             status, body = await list_node.get("vpools", version, {"sort": sort})

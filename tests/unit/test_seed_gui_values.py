@@ -3,7 +3,9 @@ walks a value (contract §2, §6 "Never null")."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest_twisted
 
@@ -82,3 +84,24 @@ def check_gui_values(path: str, item: dict[str, Any]) -> None:
         assert isinstance(stats["timestamp"], float), where
     if path == "vdisks":
         assert item["info"]["failover_mode"] == "UNKNOWN" and item["info"]["stored"] == 0, where
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_gui_s_vmachine_queries_work_with_version_star(views_node: ViewsNode) -> None:
+    """The vMachines page leaves templates out with a query, the vTemplates page keeps only them; the seed
+    era's API read that query in version 1, and its GUI sends it with ``version=*``."""
+    node = views_node
+    cluster = await populate(node.repository)
+    template = await populate(node.repository, "2")
+    await node.repository.update("vmachine", template.vmachine, {"is_vtemplate": True})
+    token = await node.admin_token("read")
+    pages = {
+        "vmachines": ({"type": "AND", "items": [["is_vtemplate", "EQUALS", False],
+                                                ["status", "NOT_EQUALS", "CREATED"]]}, [cluster.vmachine]),
+        "vtemplates": ({"type": "AND", "items": [["is_vtemplate", "EQUALS", True]]}, [template.vmachine]),
+    }
+    for page, (query, expected) in pages.items():
+        options = urlencode({"query": json.dumps(query), "sort": "name", "contents": "_relations"})
+        reply = await node.call("GET", f"/api/vmachines/?{options}", token, version="*")
+        assert reply.status == 200, (page, reply.body)
+        assert [vm["guid"] for vm in reply.body] == expected, page

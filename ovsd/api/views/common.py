@@ -22,8 +22,11 @@ LIST_PARAMS = (
     Param("page_size", str, where="query", description="v2: 10, 25, 50 or 100"),
     Param("contents", str, where="query", description="_dynamics, _relations, names, -name"),
     Param("query", str, where="query", text=True,  # JSON text: may be pretty-printed over lines
-          description='v2: {"type": "AND"|"OR", "items": [[field, op, value], ...]}'),
+          description='v2 (v1: vmachines, storagerouters): {"type": "AND"|"OR", "items": [[field, op, value], ...]}'),
 )
+#: lists that took ``query`` in version 1 already: the seed era's API did, and its GUI sends one with
+#: ``version=*`` (the vMachines page leaves templates out with it, the vTemplates page keeps only them)
+QUERY_IN_V1 = frozenset({"vmachine", "storagerouter"})
 FETCH_PARAMS = (LIST_PARAMS[3],)
 
 
@@ -39,7 +42,7 @@ async def list_answer(call: Call, kind: str, guids: list[str] | None = None) -> 
     v2 = call.version >= 2
     spec = ListSpec(
         sort=tuple(parse_sort(params.get("sort"))),
-        query=parse_query(params["query"]) if v2 and params.get("query") else None,
+        query=parse_query(params["query"]) if params.get("query") and (v2 or kind in QUERY_IN_V1) else None,
         page=params.get("page"),
         page_size=params.get("page_size") if v2 else None,
         version=call.version,

@@ -87,6 +87,17 @@ async def qemu_io(uri: str, *commands: str, read_only: bool = False) -> tuple[in
     return int(code), (out + err).decode("utf-8", "replace")
 
 
+async def qemu_io_file(path: str, *commands: str) -> None:
+    """qemu-io on a qcow2 file no daemon holds; fails the test on any error or pattern mismatch."""
+    args = ["-f", "qcow2"]
+    for command in commands:
+        args += ["-c", command]
+    out, err, code = await getProcessOutputAndValue(shutil.which("qemu-io") or "qemu-io", [*args, path],
+                                                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                                    reactor=reactor)
+    assert code == 0 and b"Pattern verification failed" not in out, (out + err).decode()
+
+
 async def assert_pattern(uri: str, pattern: int, offset: int, length: int) -> None:
     code, output = await qemu_io(uri, f"read -P {pattern:#x} {offset} {length}", read_only=True)
     assert code == 0 and "Pattern verification failed" not in output, output

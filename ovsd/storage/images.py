@@ -43,9 +43,11 @@ class MissingTool(RuntimeError):
         self.tool = tool
 
 
-def tool_path(tool: str) -> str:
-    """The absolute path of a QEMU program; MissingTool naming the package when absent."""
-    found = shutil.which(tool, path=os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/bin:/usr/sbin")
+def tool_path(tool: str, search: str | None = None) -> str:
+    """The absolute path of a QEMU program (on PATH, else /usr/bin); MissingTool naming the package when absent."""
+    if search is None:
+        search = os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/bin:/usr/sbin"
+    found = shutil.which(tool, path=search)
     if found is None:
         raise MissingTool(tool)
     return found

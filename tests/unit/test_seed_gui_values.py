@@ -105,3 +105,24 @@ async def test_the_gui_s_vmachine_queries_work_with_version_star(views_node: Vie
         reply = await node.call("GET", f"/api/vmachines/?{options}", token, version="*")
         assert reply.status == 200, (page, reply.body)
         assert [vm["guid"] for vm in reply.body] == expected, page
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_vpool_lists_the_storagerouters_serving_it(views_node: ViewsNode) -> None:
+    node = views_node
+    repo = node.repository
+    one = await populate(repo)
+    two = await populate(repo, "2")
+    # the second router serves the first vPool too
+    await repo.create("storagedriver", {"name": "sd-x", "storagedriver_id": "vpool1-sr2", "vpool_guid": one.vpool,
+                                        "storagerouter_guid": two.storagerouter})
+    token = await node.admin_token("read")
+    reply = await node.call("GET", f"/api/vpools/{one.vpool}/storagerouters/", token, version="*")
+    assert reply.body == [one.storagerouter, two.storagerouter]  # by name, the default sort
+    reply = await node.call("GET", f"/api/vpools/{two.vpool}/storagerouters/?contents=", token, version="*")
+    assert [r["name"] for r in reply.body] == ["sr2"]
+    reply = await node.call("GET", f"/api/vpools/{one.vpool}/storagerouters/?contents=&sort=-name", token, version="2")
+    assert [r["name"] for r in reply.body["data"]] == ["sr2", "sr1"]
+    missing = await node.call("GET", "/api/vpools/6f1c2d3e-4b5a-4c6d-8e7f-8091a2b3c4d5/storagerouters/", token)
+    assert missing.error == (404, "object_not_found")
+    assert (await node.call("GET", f"/api/vpools/{one.vpool}/storagerouters/")).status == 401

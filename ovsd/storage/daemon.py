@@ -22,9 +22,10 @@ restart: :meth:`DriverDaemon.replay` opens and exports a list of vDisk descripti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorProcess
@@ -55,6 +56,32 @@ class _Node:
     read_only: bool
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _per_vdisk(method: Callable[Concatenate[DriverDaemon, Any, P], Awaitable[R]],
+               ) -> Callable[Concatenate[DriverDaemon, Any, P], Awaitable[R]]:
+    """Run the method alone on its vDisk(s) (first argument: a guid or guids), qemu-img steps included:
+    two snapshots of one vDisk at once would both freeze the same top."""
+
+    @functools.wraps(method)
+    async def alone(self: DriverDaemon, guids: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        names = sorted({guids} if isinstance(guids, str) else set(guids))
+        locks = [self._vdisk_locks.setdefault(name, defer.DeferredLock()) for name in names]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            return await method(self, guids, *args, **kwargs)
+        finally:
+            for name, lock in zip(names, locks, strict=True):
+                lock.release()
+                if not lock.locked and not lock.waiting and self._vdisk_locks.get(name) is lock:
+                    del self._vdisk_locks[name]
+
+    return alone
+
+
 class DriverDaemon:
     """The vDisks served by one qemu-storage-daemon, through its QMP session.
 
@@ -71,6 +98,7 @@ class DriverDaemon:
         self.served: dict[str, VDisk] = {}
         self._open: dict[str, _Node] = {}
         self._lock = defer.DeferredLock()
+        self._vdisk_locks: dict[str, defer.DeferredLock] = {}
 
     # -- serving -------------------------------------------------------------------------------------
 
@@ -99,6 +127,7 @@ class DriverDaemon:
                 raise
             self.served[vdisk.guid] = vdisk
 
+    @_per_vdisk
     async def remove(self, guid: str, delete_image: bool = False) -> VDisk:
         """Stop serving a vDisk (clients dropped); its image is deleted too when asked."""
         async with self._lock:
@@ -157,6 +186,7 @@ class DriverDaemon:
         (vdisk, chain), = (await self.snapshot_together([guid])).values()
         return vdisk, chain
 
+    @_per_vdisk
     async def snapshot_together(self, guids: Sequence[str]) -> dict[str, tuple[VDisk, Chain]]:
         """One snapshot of several vDisks at the same instant (one QMP ``transaction``)."""
         vdisks = [self._served(guid) for guid in guids]
@@ -191,6 +221,7 @@ class DriverDaemon:
             await images.remove(self.reactor, tops.values())
             raise
 
+    @_per_vdisk
     async def rollback(self, guid: str, snapshot: Chain) -> VDisk:
         """Bring the vDisk back to a snapshot: a new empty top on it replaces the exported one.
 
@@ -222,6 +253,7 @@ class DriverDaemon:
         await images.remove(self.reactor, [vdisk.image])
         return rolled
 
+    @_per_vdisk
     async def remove_snapshot(self, guid: str, snapshot: Chain) -> dict[str, VDisk]:
         """Merge a snapshot of a vDisk away: the image just above it in the vDisk's chain absorbs its data.
 
@@ -294,6 +326,7 @@ class DriverDaemon:
             raise StorageError(f"vDisk {template.guid} is not a template")
         return await self.clone(vdisk, template.as_backing)
 
+    @_per_vdisk
     async def set_as_template(self, guid: str) -> VDisk:
         """Make a vDisk a template: its image becomes read-only and is exported read-only."""
         vdisk = self._served(guid)
@@ -308,6 +341,7 @@ class DriverDaemon:
             self.served[guid] = template
         return template
 
+    @_per_vdisk
     async def resize(self, guid: str, size: int) -> VDisk:
         """Grow a vDisk (clients are disconnected: an NBD export forbids resizing its node)."""
         vdisk = self._served(guid)

@@ -90,10 +90,10 @@ class QMPProtocol(LineOnlyReceiver):
     def execute(self, command: str, arguments: dict[str, Any] | None = None,
                 timeout: float | None = None) -> defer.Deferred[Any]:
         """Run one command; fires with its ``return`` value, or fails with QMPError/QMPTimeout/QMPDisconnected."""
-        if self.greeting is None and command != "qmp_capabilities":
-            return defer.fail(QMPDisconnected(f"{command}: the QMP session is not negotiated"))
         if self.lost is not None:
             return defer.fail(QMPDisconnected(f"{command}: {self.lost}"))
+        if self.greeting is None and command != "qmp_capabilities":
+            return defer.fail(QMPDisconnected(f"{command}: the QMP session is not negotiated"))
         request_id = f"ovsd-{next(self._ids)}"
 
         def cancel(_: defer.Deferred[Any]) -> None:

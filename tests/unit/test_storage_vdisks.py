@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 
 from ovsd.storage import images
 from ovsd.storage.daemon import StorageError, without
@@ -245,3 +246,19 @@ async def test_a_snapshot_a_clone_sits_on_is_not_merged(daemon: Daemon) -> None:
     with pytest.raises(StorageError, match="other images on it"):
         await driver.remove_snapshot("based", snapshot)
     assert os.path.exists(snapshot[0])
+
+
+@pytest_twisted.ensureDeferred
+async def test_snapshots_asked_at_once_of_one_vdisk_are_taken_one_after_the_other(daemon: Daemon) -> None:
+    driver = daemon.driver
+    assert driver is not None
+    await driver.create(new_vdisk(daemon, "busy"))
+    await write(daemon.uri("busy"), 0x61, 0, MiB)
+    results = await defer.gatherResults([defer.ensureDeferred(driver.snapshot("busy")) for _ in range(4)])
+    chains = sorted((chain for _, chain in results), key=len)
+    assert [len(c) for c in chains] == [1, 2, 3, 4]
+    assert all(longer[1:] == shorter for shorter, longer in itertools.pairwise(chains))
+    assert driver.served["busy"].chain == chains[-1]
+    await write(daemon.uri("busy"), 0x62, 0, MiB)
+    await driver.rollback("busy", chains[0])
+    await assert_pattern(daemon.uri("busy"), 0x61, 0, MiB)

@@ -104,6 +104,8 @@ class DriverDaemon:
 
     async def create(self, vdisk: VDisk) -> VDisk:
         """Make the vDisk's top image (on its chain, if any), open and export it."""
+        if vdisk.guid in self.served:
+            raise StorageError(f"vDisk {vdisk.guid} is already served")
         backing = vdisk.chain[0] if vdisk.chain else None
         await images.create(self.reactor, vdisk.image, vdisk.size, backing=backing)
         try:
@@ -305,6 +307,8 @@ class DriverDaemon:
     async def clone(self, vdisk: VDisk, snapshot: Chain) -> VDisk:
         """A new vDisk on a snapshot (or a template's chain): thin, it shares every byte it does not write."""
         child = vdisk.evolve(chain=tuple(snapshot))
+        if child.guid in self.served:
+            raise StorageError(f"vDisk {child.guid} is already served")
         await images.create(self.reactor, child.image, None, backing=snapshot[0])
         try:
             async with self._lock:

@@ -103,6 +103,9 @@ async def create(reactor: IReactorProcess, path: str, size: int | None, backing:
     With a size given, ``-u`` keeps qemu-img from opening the backing file (a daemon may be writing
     it); without one (``backing`` required), qemu-img reads the size from the backing file.
     """
+    # qemu-img create truncates an existing file: never let it overwrite a vDisk's data
+    if await _in_thread(reactor, os.path.lexists, path):
+        raise FileExistsError(f"image {path} already exists")
     args = ["create", "-q", "-f", "qcow2"]
     if backing is not None:
         args += (["-u"] if size is not None else []) + ["-b", backing, "-F", "qcow2"]
@@ -137,6 +140,10 @@ async def convert(reactor: IReactorProcess, source: str, target: str, snapshot: 
     await run(reactor, *args, source, target)
 
 
+async def _in_thread(reactor: Any, call: Any, *args: Any) -> Any:
+    return await threads.deferToThreadPool(reactor, reactor.getThreadPool(), call, *args)
+
+
 async def remove(reactor: Any, paths: Iterable[str]) -> None:
     """Delete image files (a missing one is no error); the unlinks run in a thread, not the reactor."""
     targets = list(paths)
@@ -148,4 +155,4 @@ async def remove(reactor: Any, paths: Iterable[str]) -> None:
             except FileNotFoundError:
                 pass
 
-    await threads.deferToThreadPool(reactor, reactor.getThreadPool(), unlink_all)
+    await _in_thread(reactor, unlink_all)

@@ -262,3 +262,20 @@ async def test_snapshots_asked_at_once_of_one_vdisk_are_taken_one_after_the_othe
     await write(daemon.uri("busy"), 0x62, 0, MiB)
     await driver.rollback("busy", chains[0])
     await assert_pattern(daemon.uri("busy"), 0x61, 0, MiB)
+
+
+@pytest_twisted.ensureDeferred
+async def test_creating_over_an_existing_vdisk_or_image_is_refused_and_its_data_kept(daemon: Daemon) -> None:
+    driver = daemon.driver
+    assert driver is not None
+    first = await driver.create(new_vdisk(daemon, "taken"))
+    await write(daemon.uri("taken"), 0x71, 0, MiB)
+    with pytest.raises(StorageError, match="already served"):
+        await driver.create(new_vdisk(daemon, "taken"))
+    with pytest.raises(FileExistsError, match="already exists"):
+        await driver.create(VDisk(guid="other", image=first.image, size=SIZE))
+    _, snapshot = await driver.snapshot("taken")
+    with pytest.raises(FileExistsError):
+        await driver.clone(VDisk(guid="other", image=first.image, size=0), snapshot)
+    await assert_pattern(daemon.uri("taken"), 0x71, 0, MiB)
+    assert [e["vdisk"] for e in await driver.exports()] == ["taken"]

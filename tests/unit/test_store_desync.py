@@ -43,8 +43,9 @@ def hostile_requests(token: str, admin_group: str, storagerouter: str) -> list[t
     as_json = {**bearer, b"Content-Type": b"application/json"}
     form = {b"Content-Type": b"application/x-www-form-urlencoded"}
     return [
-        ("POST", "/api/users/", as_json, json.dumps(
-            {"username": "a\ud800b", "password": "Xx-12345678", "is_active": True, "group_guid": admin_group}).encode()),
+        ("POST", "/api/users/", as_json, json.dumps({
+            "username": "a\ud800b", "password": "Xx-12345678", "is_active": True, "group_guid": admin_group,
+        }).encode()),
         ("PATCH", f"/api/storagerouters/{storagerouter}/", as_json, json.dumps({"description": "x\udfffy"}).encode()),
         ("POST", "/api/clients/", as_json, json.dumps({"name": "\ud800", "ovs_type": "CONFIDENTIAL"}).encode()),
         ("GET", "/api/storagerouters/?sort=%ED%A0%80", bearer, None),
@@ -128,6 +129,6 @@ async def test_hostile_strings_never_let_a_made_up_token_in_nor_give_a_caller_an
 
     # nothing hostile was stored, and every object is still readable
     assert await unique_names(node) == names_before
-    status, answer = await send(node, "GET", f"/api/storagerouters/{cluster.storagerouter}/",
-                                {b"Authorization": f"Bearer {token}".encode(), b"Accept": b"application/json; version=1"})
+    reader = {b"Authorization": f"Bearer {token}".encode(), b"Accept": b"application/json; version=1"}
+    status, answer = await send(node, "GET", f"/api/storagerouters/{cluster.storagerouter}/", reader)
     assert status == 200 and "\udfff" not in json.dumps(answer)

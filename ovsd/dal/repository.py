@@ -35,6 +35,7 @@ from ovsd.dal.objects import (
     unique_text,
 )
 from ovsd.dal.registry import TYPES
+from ovsd.dal.text import unstorable
 from ovsd.store import keys
 from ovsd.store.connection import load_lua
 
@@ -82,7 +83,10 @@ class Repository:
 
     async def find(self, kind: str, field: str, value: Any) -> DataObject | None:
         """The object whose unique field has this value, or None."""
-        guid = await self.store.execute("GET", keys.unique(kind, field, str(value)))
+        text = str(value)
+        if unstorable(text) is not None:
+            return None  # never stored (ovsd/dal/text.py), and not something a store command can carry
+        guid = await self.store.execute("GET", keys.unique(kind, field, text))
         if guid is None:
             return None
         try:

@@ -243,4 +243,7 @@ async def test_the_repository_refuses_unstorable_values_from_any_caller(views_no
         assert err.field == "name"
     else:
         raise AssertionError("a group named by a lone surrogate was stored")
+    # a lookup by a value that cannot be stored finds nothing, without a command the store cannot take
+    assert await node.repository.find("user", "username", "admin\ud800") is None
+    assert (await node.repository.find("user", "username", "admin")) is not None
     await unchanged(node, before)

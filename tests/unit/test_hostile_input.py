@@ -205,6 +205,12 @@ async def test_an_object_an_earlier_release_stored_with_a_lone_surrogate_stays_r
     app_token = await node.client_token(app["client_id"], app["client_secret"])
     reply = await node.call("GET", f"/api/clients/{app['guid']}/", app_token)
     assert reply.status == 200 and reply.body["name"] == "\ufffd"
+    # and it can be repaired: a PATCH writes over the stored escape
+    reply = await node.call("PATCH", f"/api/storagerouters/{cluster.storagerouter}/", token,
+                            body={"description": "repaired"})
+    assert reply.status in (200, 202), reply.body
+    reply = await node.call("GET", f"/api/storagerouters/{cluster.storagerouter}/", token)
+    assert reply.body["description"] == "repaired"
 
 
 def test_the_model_refuses_what_it_cannot_store_whoever_calls_it() -> None:

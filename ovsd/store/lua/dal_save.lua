@@ -14,7 +14,14 @@ local okey = prefix .. 'obj:' .. kind .. ':' .. guid
 local raw = redis.call('GET', okey)
 local current = 0
 if raw then
-  current = tonumber(cjson.decode(raw)['_version']) or 0
+  -- the repository writes _version last; an object an earlier release stored with a lone-surrogate escape is
+  -- refused by cjson, and must stay writable (a PATCH is how an operator repairs it)
+  local parsed, document = pcall(cjson.decode, raw)
+  if parsed then
+    current = tonumber(document['_version']) or 0
+  else
+    current = tonumber(string.match(raw, '"_version":(%d+)}$')) or 0
+  end
   if expected == 0 then return {'error', 'exists', guid} end
 elseif expected ~= 0 then
   return {'error', 'not_found', guid}

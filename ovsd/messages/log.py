@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from ovsd.dal.text import utf8
 from ovsd.store import keys
 from ovsd.store.connection import Store, load_lua
 
@@ -52,7 +53,8 @@ async def publish(store: Store, message_type: str, body: Any, retention: Retenti
     """Append a message to the cluster's log and return its id."""
     if message_type not in MESSAGE_TYPES:
         raise ValueError(f"unknown message type {message_type!r}")
-    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    # utf8: a body quoting a value an earlier release stored with a lone surrogate still publishes
+    encoded = utf8(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
     result = await store.script(
         _PUBLISH, [keys.MESSAGE_SEQ, keys.MESSAGE_LOG],
         [message_type, encoded, retention.count, int(retention.seconds * 1000)],

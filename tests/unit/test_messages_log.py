@@ -88,3 +88,11 @@ async def test_events_and_task_completions_have_the_contract_bodies(store: Store
          "body": {"type": "vmachine_renamed", "metadata": {"guid": "g1", "name": "vm2"}}},
         {"id": task_id, "type": "TASK_COMPLETE", "body": "0f4c-task"},
     ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_body_quoting_a_lone_surrogate_still_publishes_readably(store: Store) -> None:
+    # an event may quote a name an earlier release stored with a lone surrogate
+    await publish(store, EVENT, {"type": "vdisk_created", "metadata": {"name": "x\ud800y"}})
+    entries = await store.execute("XRANGE", keys.MESSAGE_LOG, "-", "+")
+    assert [from_entry(e)["body"] for e in entries] == [{"type": "vdisk_created", "metadata": {"name": "x\ufffdy"}}]

@@ -15,11 +15,10 @@ import os
 from typing import Any
 
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import resource, server, static
 
-log = Logger()
+from ovsd.api.http import answer_internal_error
 
 INDEX = "index.html"
 #: pages are checked again on every load (a new GUI is seen at once); the files they load may be reused
@@ -104,14 +103,10 @@ class StaticFiles(resource.Resource):
             body = file.render(request)
             if body is server.NOT_DONE_YET:
                 return  # the producer finishes the request
+        if not request.responseHeaders.hasHeader(b"content-length"):
+            request.setHeader(b"content-length", b"%d" % len(body))
         request.write(body)
         request.finish()
 
     def _failed(self, failure: Failure, request: server.Request) -> None:
-        log.failure("serving a static file", failure)
-        if not request.finished:
-            request.setResponseCode(500)
-            request.setHeader(b"content-type", b"application/json")
-            request.write(b'{"error": "internal_server", "error_description": "The file could not be read"}')
-            request.finish()
-
+        answer_internal_error(request, failure)

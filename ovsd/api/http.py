@@ -23,10 +23,11 @@ from ovsd.api.errors import internal_error
 log = Logger()
 
 MAX_BODY = 1024 * 1024
-#: the longest request line (so the longest URL), and the longest single header line
-MAX_LINE = 8 * 1024
+#: the longest request line (so the longest URL: a list's query is JSON in it), and the longest header line;
+#: Twisted's own limit, so every URL that was served before still is
+MAX_LINE = 16 * 1024
 #: a request's whole head: request line and header lines, in bytes and in lines
-MAX_HEAD = 16 * 1024
+MAX_HEAD = 32 * 1024
 MAX_HEAD_LINES = 100
 #: seconds a client has to send a request's head, from its first byte; also how long a body may pause
 HEADER_TIMEOUT = 15.0

@@ -94,7 +94,7 @@ async def test_a_long_poll_answer_carries_hsts(work_node: WorkNode) -> None:
 async def test_refusals_written_by_the_connection_carry_hsts(api: ApiHarness) -> None:
     ca = api.context.config.tls_dir / "ca.pem"
     for request, status in [
-        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /" + b"a" * 17_000 + b" HTTP/1.1\r\n\r\n", 414),
         (b"POST /api HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\n", 413),
         # what Twisted alone would answer with a bare 400: no body, no HSTS
         (b"GET /api HTTP/1.1\r\nNo colon in this header\r\n\r\n", 400),

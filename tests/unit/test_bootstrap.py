@@ -34,7 +34,8 @@ async def _model(repo: Repository) -> dict[str, Any]:
     async def codes(kind: str, guid: str) -> list[str]:
         return sorted(roles[x]["code"] for x in await role_guids_of(repo, kind, guid))
 
-    groups = [(g.data["name"], g.data["description"], await codes("group", g.guid)) for g in await repo.load_all("group")]
+    groups = [(g.data["name"], g.data["description"], await codes("group", g.guid))
+              for g in await repo.load_all("group")]
     clients = [(c.data["name"], c.data["ovs_type"], c.data["grant_type"], await codes("client", c.guid))
                for c in await repo.load_all("client")]
     return {

@@ -7,11 +7,11 @@ import time
 
 import pytest
 import pytest_twisted
-from ovsd.store.errors import StoreReplyError
 from twisted.internet import defer, reactor
 
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.embedded import EmbeddedStoreServer
+from ovsd.store.errors import StoreReplyError
 
 
 @pytest_twisted.ensureDeferred

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +42,16 @@ class NodeService(MultiService):
     """
 
     reactor: Any = None
+    # non-zero when the node stopped itself because it must not run (a store from a newer ovsd): the process
+    # exits with it once twistd has finished its own shutdown, so systemd and scripts see a failure
+    exit_status = 0
+
+    def stop_with(self, status: int) -> None:
+        """Stop the node and exit with ``status`` after a complete shutdown."""
+        self.exit_status = status
+        atexit.register(os._exit, status)  # after twistd's cleanup (pid file, logs), which ends in exit 0
+        if self.reactor is not None:
+            self.reactor.stop()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
@@ -129,7 +141,7 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
             except SchemaTooNew as e:
                 # reading a layout we do not know would serve it wrong and could write it back damaged
                 log.critical("refusing to start: {reason}", reason=str(e))
-                reactor.stop()
+                top.stop_with(3)
                 return
         await agent.when_registered()
 

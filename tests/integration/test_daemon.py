@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ovsd.store import keys
 from tests.support import (
     REPO,
     TwistdNode,
@@ -323,6 +324,24 @@ def test_external_store_on_a_unix_socket(tmp_path: Path) -> None:
         assert raw_store_command(str(sock), "EXISTS", "ovs:idx:storagerouter") == "1"
         assert not (n.data_dir / "store" / "valkey.sock").exists()
         assert n.stop() == 0
+    finally:
+        n.kill()
+        server.kill()
+        server.wait()
+
+
+def test_a_store_written_by_a_newer_ovsd_is_refused_with_a_failing_exit(tmp_path: Path) -> None:
+    port = free_port()
+    server = valkey_server(port, tmp_path / "valkey")
+    n = TwistdNode(tmp_path / "n1", extra={"store": {"url": f"redis://127.0.0.1:{port}/0"}})
+    try:
+        raw_store_command(("127.0.0.1", port), "SET", keys.SCHEMA_VERSION, "999")
+        n.start()
+        assert n.process is not None
+        status = n.process.wait(30)
+        assert status == 3, n.log_text()
+        assert "refusing to start" in n.log_text() and "newer ovsd" in n.log_text()
+        assert raw_store_command(("127.0.0.1", port), "GET", keys.SCHEMA_VERSION) == "999"  # left untouched
     finally:
         n.kill()
         server.kill()

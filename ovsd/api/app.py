@@ -36,7 +36,7 @@ from ovsd.api.errors import (
     www_authenticate,
 )
 from ovsd.api.html import LinkResolver, render_page
-from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, declared_path
+from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, declared_path, run_to_end
 from ovsd.api.identity import Identity
 from ovsd.api.metadata import api_metadata, storagerouter_ips
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
@@ -224,6 +224,8 @@ class ApiApp:
         if request.method == b"OPTIONS":
             return await self.options(request, resolved.route.allow)
         endpoint = resolved.route.endpoint_for(request.method)
+        if endpoint.cancellable and isinstance(request, ApiRequest):
+            request.cancel_on_hangup()
         if endpoint.needs_store and not self.context.store.available:
             raise store_unavailable()
         version = negotiated_version(endpoint, self.negotiator.media(request))
@@ -312,8 +314,10 @@ class ApiApp:
         return await self.serve(request, lambda r: api_metadata(self.context, r))
 
     @app.route("/api/oauth2/token", methods=["POST"], strict_slashes=False)
-    async def oauth2_token(self, request: Request) -> bytes:
-        return await self.serve(request, lambda r: token_endpoint(self.context, r))
+    def oauth2_token(self, request: Request) -> defer.Deferred[bytes]:
+        # a grant runs to its end even when its client goes away (Klein would cancel it): it counts failed
+        # passwords and issues tokens, and must not stop between the two
+        return run_to_end(request, self.serve(request, lambda r: token_endpoint(self.context, r)))
 
     @app.route("/api/<path:rest>", merge_slashes=False)
     async def declared(self, request: Request, rest: str) -> bytes:
@@ -335,9 +339,7 @@ class ApiApp:
             rest = ""  # never routed: dispatch refuses the path first
         d = defer.Deferred.fromCoroutine(self.serve(request, lambda r: self.dispatch(r, rest), needs_store=False))
         if isinstance(request, ApiRequest):
-            request.on_lost = d.cancel
-        else:
-            request.notifyFinish().addErrback(lambda _: d.cancel())
+            request.track(d)  # dispatch arms the hang-up once it knows the endpoint may be cancelled
         d.addCallbacks(lambda body: _send(request, body), lambda failure: _unsent(request, failure))
         return NOT_DONE_YET
 

@@ -102,9 +102,9 @@ class Endpoint:
     """One method on one path, with everything the dispatcher checks before the handler runs."""
 
     __slots__ = (
-        "allowed_fields", "authenticates", "content_types", "handler", "kind", "method", "name", "needs_store",
-        "params", "path", "path_params", "read_ahead", "resource", "returns", "role_set", "roles", "roles_refusal",
-        "status", "summary", "token", "versioned", "versions",
+        "allowed_fields", "authenticates", "cancellable", "content_types", "handler", "kind", "method", "name",
+        "needs_store", "params", "path", "path_params", "read_ahead", "resource", "returns", "role_set", "roles",
+        "roles_refusal", "status", "summary", "token", "versioned", "versions",
     )
 
     def __init__(
@@ -114,6 +114,7 @@ class Endpoint:
         authenticates: bool = True, versioned: bool = True, params: Iterable[Param] = (),
         fields: Iterable[str] | None = None, returns: Returns = "object", summary: str = "",
         status: int | None = None, needs_store: bool = True, read_ahead: Reader | None = None,
+        cancellable: bool | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown endpoint kind {kind!r}")
@@ -158,6 +159,12 @@ class Endpoint:
         # the caller is being authenticated and the handler finds it in ``call.ahead`` (used only once the
         # token and roles passed; it must change nothing)
         self.read_ahead = read_ahead
+        # whether a client that hangs up stops the handler (as synapse's @cancellable): reads and long-polls
+        # only, by default every GET. A write runs to its end whatever the client does: stopped half-way it
+        # could store a new password and skip revoking the tokens the old one issued
+        self.cancellable = self.method in ("GET", "HEAD") if cancellable is None else cancellable
+        if self.cancellable and self.method not in ("GET", "HEAD"):
+            raise ValueError(f"{self.method} changes something: a hang-up must not stop it half-way")
         self.content_types = {v: f"application/json; version={v}" for v in range(low, high + 1)}
         self.path, self.path_params = _template(path, resource, kind, name)
 
@@ -228,6 +235,7 @@ class Registry:
         authenticates: bool = True, versioned: bool = True, params: Iterable[Param] = (),
         fields: Iterable[str] | None = None, returns: Returns = "object", summary: str = "",
         status: int | None = None, needs_store: bool = True, read_ahead: Reader | None = None,
+        cancellable: bool | None = None,
     ) -> Callable[[H], H]:
         """Declare the decorated handler as an endpoint (decorators stack: one handler, several endpoints)."""
         target = None
@@ -245,7 +253,7 @@ class Registry:
                 name=action or link, path=path, versions=versions, token=token, authenticates=authenticates,
                 versioned=versioned,
                 params=params, fields=fields, returns=returns, summary=summary, status=status,
-                needs_store=needs_store, read_ahead=read_ahead,
+                needs_store=needs_store, read_ahead=read_ahead, cancellable=cancellable,
             ))
             return handler
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from io import BytesIO
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
@@ -19,6 +19,8 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from ovsd.api.errors import internal_error
+
+T = TypeVar("T")
 
 log = Logger()
 
@@ -205,6 +207,20 @@ class ApiChannel(http.HTTPChannel):
         self.setTimeout(self.abortTimeout)
 
 
+def run_to_end(request: http.Request, work: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
+    """``work`` as a Deferred that a cancel does not stop: the caller stops waiting, the work runs to its end.
+
+    For the routes Klein serves, which cancel their handler when the client goes away: a grant that is
+    counting a failed password or issuing a token must finish what it started.
+    """
+    inner = defer.Deferred.fromCoroutine(work)
+    if isinstance(request, ApiRequest):
+        request.track(inner)
+    outer: defer.Deferred[T] = defer.Deferred()
+    inner.chainDeferred(outer)  # once outer is cancelled, inner's result is dropped (the client is gone)
+    return outer
+
+
 def answer_internal_error(request: http.Request, failure: Failure) -> None:
     """Answer 500 for a failure nobody expected; the description carries the id its log event has."""
     err = internal_error(failure, request.method, request.path)
@@ -256,6 +272,37 @@ class ApiRequest(server.Request):
     # (cancel the handler): a notifyFinish Deferred for each costs a few percent of answering a long-poll
     on_end: Callable[[], None] | None = None
     on_lost: Callable[[], object] | None = None
+    # the whole call's Deferred; a hang-up cancels it only once the endpoint said it may (cancel_on_hangup)
+    call: defer.Deferred[Any] | None = None
+    cancellable = False
+    gone = False
+
+    def cancel_on_hangup(self) -> None:
+        """The endpoint is a read or a long-poll: a client that goes away stops it (at once if it has)."""
+        self.cancellable = True
+        self._arm()
+
+    def track(self, call: defer.Deferred[Any]) -> None:
+        """``call`` serves this request: the request is in flight until the call ends, whatever its client
+        does (a stop waits for a write whose client hung up, instead of closing the store under it)."""
+        self.call = call
+        call.addBoth(self._call_ended)
+        self._arm()
+
+    def _arm(self) -> None:
+        # the endpoint is known while the call's first steps run, before its Deferred exists: either order
+        call = self.call
+        if call is None or not self.cancellable or call.called:
+            return
+        if self.gone:
+            call.cancel()
+        else:
+            self.on_lost = call.cancel
+
+    def _call_ended(self, result: object) -> object:
+        if self.gone:
+            self._ended()
+        return result
 
     def processingFailed(self, reason: Failure) -> Failure:
         # what Klein or twisted.web could not render: the contract's 500, not Twisted's HTML page
@@ -269,12 +316,14 @@ class ApiRequest(server.Request):
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
+        self.gone = True
         on_lost, self.on_lost = self.on_lost, None
         try:
             if on_lost is not None:
                 on_lost()
         finally:
-            self._ended()
+            if self.call is None or self.call.called:
+                self._ended()
 
     def _ended(self) -> None:
         on_end, self.on_end = self.on_end, None

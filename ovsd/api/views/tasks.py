@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import defer
-
 from ovsd.api.app import Response
 from ovsd.api.call import Call
 from ovsd.api.declare import RW, R, endpoint, resource
@@ -49,10 +47,8 @@ async def get_task(call: Call) -> Any:
 async def wait_for_task(call: Call) -> Any:
     """Wait (up to timeout s) for the task: its result; 406 with the error if it failed; 202 if still running."""
     timeout = min(max(call.params["timeout"], 0.0), MAX_WAIT)
-    waiting = defer.Deferred.fromCoroutine(engine(call).wait(call.guid, timeout))
-    # a client that goes away releases its wait at once
-    call.request.notifyFinish().addErrback(lambda _: waiting.cancel())
-    record = await waiting
+    # a GET: a client that goes away cancels this call (the dispatcher does), which releases its wait at once
+    record = await engine(call).wait(call.guid, timeout)
     if record is None:
         raise _unknown(call.guid)
     if record["status"] == SUCCESS:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ovsd.config import Config
+from ovsd.readiness import Readiness
 from ovsd.store.connection import Store
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class NodeContext:
     agent: NodeAgent | None = None
     worker: TaskWorker | None = None
     started_at: float = 0.0
+    # the API serves only once the node is bootstrapped (makeService starts it not ready; harnesses that
+    # bootstrap before they serve leave it ready)
+    readiness: Readiness = field(default_factory=lambda: Readiness(ready=True))
     api_site: ApiSite | None = None
     # (when read, StorageRouter ips): the cluster's ips, reused for a moment (ovsd.api.metadata)
     ips_cache: tuple[float, list[str]] | None = None

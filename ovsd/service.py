@@ -27,6 +27,7 @@ from ovsd.dal.repository import Repository
 from ovsd.logfile import LogService
 from ovsd.messages import MessageBus, publish_event, publish_task_complete
 from ovsd.notify import NotifyService
+from ovsd.readiness import Readiness
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.embedded import EmbeddedStoreServer
 from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
@@ -91,7 +92,8 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
         EmbeddedStoreServer(config.store_dir, reactor).setServiceParent(top)
     store = Store(config.store.url, config.store_dir, reactor)
     store.setServiceParent(top)
-    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
+    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds(),
+                          readiness=Readiness(ready=False))
     repository = Repository(context, clock=reactor.seconds)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
@@ -144,6 +146,7 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
                 top.stop_with(3)
                 return
         await agent.when_registered()
+        context.readiness.set_ready()
 
     NotifyService(ready, reactor).setServiceParent(top)
     return top

@@ -32,6 +32,7 @@ from ovsd.api.errors import (
     internal_error,
     invalid_roles,
     not_authenticated,
+    not_ready,
     store_unavailable,
     www_authenticate,
 )
@@ -150,11 +151,19 @@ class ApiApp:
         return await storagerouter_ips(self.context)
 
     # --- the guard around every handler ----------------------------------------------------------------
-    async def serve(self, request: Request, handler: Handler, needs_store: bool = True) -> bytes:
-        """Run a handler and turn every outcome into a contract-shaped response."""
+    async def serve(
+        self, request: Request, handler: Handler, needs_store: bool = True, before_ready: bool = False,
+    ) -> bytes:
+        """Run a handler and turn every outcome into a contract-shaped response.
+
+        Until the node is bootstrapped only ``before_ready`` routes (``GET /api``) are served: anything else,
+        a grant above all, would be answered from a store that is not complete yet.
+        """
         if self.site is not None:
             self.site.request_started(request)
         try:
+            if not before_ready and not self.context.readiness.ready:
+                raise not_ready()
             if needs_store and not self.context.store.available:
                 raise store_unavailable()
             result = await handler(request)
@@ -311,7 +320,7 @@ class ApiApp:
     # --- routes ----------------------------------------------------------------------------------------
     @app.route("/api", methods=["GET"], strict_slashes=False)
     async def metadata(self, request: Request) -> bytes:
-        return await self.serve(request, lambda r: api_metadata(self.context, r))
+        return await self.serve(request, lambda r: api_metadata(self.context, r), before_ready=True)
 
     @app.route("/api/oauth2/token", methods=["POST"], strict_slashes=False)
     def oauth2_token(self, request: Request) -> defer.Deferred[bytes]:

@@ -56,6 +56,10 @@ def store_unavailable() -> ApiError:
     return ApiError(503, "store_unavailable", "The cluster store is unreachable; nothing was changed")
 
 
+def not_ready() -> ApiError:
+    return ApiError(503, "not_ready", "The node is starting; try again in a moment", {"Retry-After": "1"})
+
+
 def node_unavailable(node: str) -> ApiError:
     return ApiError(503, "node_unavailable", f"The StorageRouter {node} that must do this is down")
 

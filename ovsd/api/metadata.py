@@ -81,4 +81,6 @@ async def api_metadata(context: NodeContext, request: Request) -> dict[str, Any]
         "storagerouter_ips": await storagerouter_ips(context),
         "versions": list(VERSIONS),
         "node": context.config.node.name,
+        # false while the node starts: every other route answers 503 not_ready until then
+        "ready": context.readiness.ready,
     }

@@ -14,7 +14,6 @@ setup(
     install_requires=[
         "twisted[tls]>=24.7",
         "klein>=24.8",
-        "txredisapi>=1.4.10",
         "hiredis>=2.1",  # our store connection packs commands (pack_command, 2.1) and parses replies with it
         "treq>=24.9",
         "service-identity>=24.1",

@@ -31,7 +31,7 @@ MOUNT_ROOT = Path("/mnt")
 #: mounts of the kernel's own filesystems and the root: never a place for a vPool
 PSEUDO_MOUNT_ROOTS = ("/proc", "/sys", "/dev", "/run")
 #: the packages whose versions get_version_info reports (distribution names)
-PACKAGES = ("ovsd", "twisted", "klein", "txredisapi", "treq", "cryptography")
+PACKAGES = ("ovsd", "twisted", "klein", "hiredis", "treq", "cryptography")
 #: how long a check_s3 request may take (connect, answer and body)
 S3_TIMEOUT = 10.0
 

@@ -167,7 +167,7 @@ async def test_version_info_names_ovsd_its_dependencies_and_the_store(action_nod
     assert result["storagerouter_guid"] == action_node.router
     versions = result["versions"]
     assert versions["ovsd"] == ovsd.__version__
-    for package in ("twisted", "klein", "txredisapi", "treq", "cryptography"):
+    for package in ("twisted", "klein", "hiredis", "treq", "cryptography"):
         assert versions[package], package
     info = await action_node.node.store.execute("INFO", "server")
     server = "valkey-server" if "valkey_version:" in info else "redis-server"

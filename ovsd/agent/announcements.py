@@ -22,6 +22,7 @@ from ovsd.dal.repository import DataObject
 from ovsd.dal.status import FAILURE, OK, WARNING, Thresholds, status_changes, storagerouter_status
 from ovsd.store import keys
 from ovsd.store.connection import Store
+from ovsd.store.scripts import load_lua
 
 log = Logger()
 
@@ -29,14 +30,8 @@ PublishEvent = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
 
 EVENT_TYPE = "storagerouter_status_changed"
 
-# KEYS: the last announced status   ARGV: the status read before ('' for none), the new status
-# Returns 1 when the value was still the one read (and is now the new one), else 0.
-_SWAP = """
-local seen = redis.call('GET', KEYS[1]) or ''
-if seen ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
+# compare-and-set of the last announced status: 1 when it was still the one read (and is now the new one)
+_SWAP = load_lua("swap")
 
 #: attempts at the swap when other nodes keep changing the value (they then announce, not we)
 _ATTEMPTS = 3

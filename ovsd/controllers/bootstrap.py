@@ -22,6 +22,7 @@ from ovsd.dal import grants
 from ovsd.dal.migrations import upgrade
 from ovsd.dal.repository import DataObject, Repository, UniqueConflict
 from ovsd.store import keys
+from ovsd.store.scripts import load_lua
 
 __all__ = ["bootstrap", "create_client", "create_user", "regenerate_secret"]
 
@@ -53,10 +54,7 @@ LOCK_SECONDS = 30
 LOCK_POLL = 0.05
 
 # delete the lock only if it is still ours (it may have expired and been taken by another node)
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RELEASE = load_lua("lock_release")
 
 
 async def bootstrap(repository: Repository, config: Config) -> None:

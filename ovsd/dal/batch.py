@@ -2,12 +2,12 @@
 
 Every round trip costs the API a write, a wake-up and a reply's worth of Deferreds, and a call that needs an
 object, its reverse relations and its cached dynamics would otherwise make four. Each read here is one
-small Lua script (run by SHA, read-only, with the key names built by ``ovsd.store.keys`` and passed in):
+small Lua script (``ovsd/store/lua/dal_*.lua``, run by SHA, read-only, its key names from ``ovsd.store.keys``):
 
 - ``gather``: an object (optionally), any number of sets (reverse indexes) and strings (cached dynamics);
 - ``load_kind``: every object of a kind, guid and document, without a 10,000-key MGET built in Python;
 - ``guids``: the members of a kind's index;
-- ``members_many``: the members of many sets sharing one key prefix (the reverse index of each listed object).
+- ``members_many``: the reverse index of one relation for many objects.
 """
 
 from __future__ import annotations
@@ -20,47 +20,12 @@ from typing import Any
 from ovsd.dal.fields import ReverseRelation
 from ovsd.store import keys
 from ovsd.store.connection import Store
+from ovsd.store.scripts import load_lua
 
-# ARGV: the object key ('' for none), the number n of set keys, n set keys, then string keys.
-# Returns one JSON text: [object json or false, [members of each set]..., each string or false...]. One
-# bulk reply rather than a nested one: a client without a C parser pays a reactor turn per bulk string.
-_GATHER = """
-local out = {false}
-if ARGV[1] ~= '' then out[1] = redis.call('GET', ARGV[1]) end
-local n = tonumber(ARGV[2])
-for i = 3, n + 2 do out[#out + 1] = redis.call('SMEMBERS', ARGV[i]) end
-for i = n + 3, #ARGV do out[#out + 1] = redis.call('GET', ARGV[i]) end
-return cjson.encode(out)
-"""
-
-# ARGV: the index key of a kind, the object key prefix of that kind. Returns one text: guid, newline, JSON,
-# newline, guid … (guids are GUIDs and compact JSON escapes every control character, so a newline is never
-# part of either). One bulk reply instead of two per object: a client parses 20,000 small replies one at a
-# time, a single one at once.
-_LOAD_KIND = """
-local out = {}
-for _, guid in ipairs(redis.call('SMEMBERS', ARGV[1])) do
-  local raw = redis.call('GET', ARGV[2] .. guid)
-  if raw then
-    out[#out + 1] = guid
-    out[#out + 1] = raw
-  end
-end
-return table.concat(out, '\\n')
-"""
-
-# ARGV: a set key whose members are GUIDs. Returns them in one text, separated by newlines (see above).
-_GUIDS = """
-return table.concat(redis.call('SMEMBERS', ARGV[1]), '\\n')
-"""
-
-# ARGV: a key prefix, then suffixes. Returns the members of each set prefix..suffix, in order.
-_MEMBERS_MANY = """
-local out = {}
-local prefix = ARGV[1]
-for i = 2, #ARGV do out[i - 1] = redis.call('SMEMBERS', prefix .. ARGV[i]) end
-return out
-"""
+_GATHER = load_lua("dal_gather")
+_LOAD_KIND = load_lua("dal_load_kind")
+_GUIDS = load_lua("dal_guids")
+_MEMBERS_MANY = load_lua("dal_members_many")
 
 
 async def gather(
@@ -73,9 +38,9 @@ async def gather(
     return reply[0] or None, [list(m or []) for m in reply[1:sets_end]], [v or None for v in reply[sets_end:]]
 
 
-async def load_kind(store: Store, index_key: str, object_prefix: str) -> list[tuple[str, str]]:
+async def load_kind(store: Store, kind: str) -> list[tuple[str, str]]:
     """(guid, JSON) of every object in a kind's index, in no particular order."""
-    text: str = await store.script(_LOAD_KIND, [], [index_key, object_prefix])
+    text: str = await store.script(_LOAD_KIND, [], [kind])
     if not text:
         return []
     parts = text.split("\n")
@@ -84,15 +49,15 @@ async def load_kind(store: Store, index_key: str, object_prefix: str) -> list[tu
 
 async def guids(store: Store, index_key: str) -> list[str]:
     """The members of a set of GUIDs (a kind's index), in no particular order."""
-    text: str = await store.script(_GUIDS, [], [index_key])
+    text: str = await store.script(_GUIDS, [index_key], [])
     return text.split("\n") if text else []
 
 
-async def members_many(store: Store, prefix: str, suffixes: Sequence[str]) -> list[list[str]]:
-    """The members of the set ``prefix + suffix`` for each suffix, in order."""
-    if not suffixes:
+async def members_many(store: Store, kind: str, relation: str, targets: Sequence[str]) -> list[list[str]]:
+    """The guids of the objects of ``kind`` whose ``relation`` points to each target (its reverse index), in order."""
+    if not targets:
         return []
-    reply: list[Any] = await store.script(_MEMBERS_MANY, [], [prefix, *suffixes])
+    reply: list[Any] = await store.script(_MEMBERS_MANY, [], [kind, relation, *targets])
     return [list(m or []) for m in reply]
 
 

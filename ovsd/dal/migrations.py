@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from ovsd.dal import grants
 from ovsd.dal.repository import InvalidValue, Repository
 from ovsd.store import keys
+from ovsd.store.scripts import load_lua
 
 log = Logger()
 
@@ -34,27 +35,12 @@ SCHEMA_VERSION = 1
 LOCK_MS = 30_000
 LOCK_POLL = 0.05
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
+_RELEASE = load_lua("lock_release")
+_RENEW = load_lua("lock_renew")
 # replace a stored document only if it is still the one read (compare-and-set on the whole text)
-_SWAP = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
+_SWAP = load_lua("swap")
 # the schema version moves only from the version the step started at
-_ADVANCE = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current ~= tonumber(ARGV[1]) then return current end
-redis.call('SET', KEYS[1], ARGV[2])
-return tonumber(ARGV[2])
-"""
+_ADVANCE = load_lua("schema_advance")
 
 
 class SchemaTooNew(Exception):

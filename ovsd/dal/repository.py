@@ -113,7 +113,7 @@ class Repository:
 
     async def load_all(self, kind: str) -> list[DataObject]:
         """Every object of a kind, by guid (one round trip: the index and the objects in one script)."""
-        pairs = await batch.load_kind(self.store, keys.index(kind), keys.obj(kind, ""))
+        pairs = await batch.load_kind(self.store, kind)
         self.counters["list_hit" if pairs else "list_miss"] += 1
         pairs.sort()
         found = [decode_object(kind, guid, raw) for guid, raw in pairs]
@@ -159,7 +159,7 @@ class Repository:
 
     async def reverse_guids_many(self, kind: str, guids: list[str], reverse: str) -> list[list[str]]:
         rr = self.types[kind].reverse_by_name[reverse]
-        replies = await batch.members_many(self.store, keys.reverse(rr.source, rr.relation, ""), guids)
+        replies = await batch.members_many(self.store, rr.source, rr.relation, guids)
         return [sorted(r) for r in replies]
 
     # --- dynamics --------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class Repository:
                     new: dict[str, Any]) -> int:
         document = json.dumps({**new, "_version": expected + 1}, separators=(",", ":"))
         reply = await self.store.script(
-            _SAVE, [], [keys.PREFIX, t.kind, guid, expected, document, self._index_changes(t, old, new)],
+            _SAVE, [], [t.kind, guid, expected, document, self._index_changes(t, old, new)],
         )
         if reply[0] == "ok":
             return int(reply[1])
@@ -342,7 +342,7 @@ class Repository:
                 "referenced_by": [[rr.name, rr.source, rr.relation] for rr in t.reverse],
                 "dynamics": [d.name for d in t.dynamics],
             })
-            reply = await self.store.script(_DELETE, [], [keys.PREFIX, kind, guid, current.version, detail])
+            reply = await self.store.script(_DELETE, [], [kind, guid, current.version, detail])
             if reply[0] == "ok":
                 log.debug("{kind} {guid} deleted", kind=kind, guid=guid)
                 return

@@ -35,6 +35,7 @@ from ovsd.store.errors import (
     StoreUnavailable,
 )
 from ovsd.store.protocol import StoreProtocol
+from ovsd.store.scripts import load_lua
 
 __all__ = [
     "Store",
@@ -328,8 +329,3 @@ class Store(Service):
             if "NOSCRIPT" not in str(e):
                 raise
         return await self.execute("EVAL", source, len(keys), *keys, *args)
-
-
-def load_lua(name: str) -> str:
-    """The source of one of our Lua scripts (``ovsd/store/lua/<name>.lua``)."""
-    return (Path(__file__).parent / "lua" / f"{name}.lua").read_text()

@@ -1,15 +1,16 @@
 -- Save one object of the object model atomically with all its index upkeep.
--- ARGV: prefix, kind, guid, expected_version (0: the object must not exist yet), object_json, changes_json
+-- ARGV: kind, guid, expected_version (0: the object must not exist yet), object_json, changes_json
 -- changes_json: {"unique": [[field, old|false, new|false], ...],
 --                "relations": [[relation, target_kind, [removed guids], [added guids]], ...],
 --                "dynamics": [cached dynamic names to invalidate]}
 -- Returns {"ok", version} or {"error", code, detail}. Nothing is written unless every check passed, and the
 -- script runs atomically, so an object and its indexes never disagree, whatever happens to the caller.
-local prefix, kind, guid = ARGV[1], ARGV[2], ARGV[3]
-local expected = tonumber(ARGV[4])
-local object_json = ARGV[5]
-local changes = cjson.decode(ARGV[6])
-local okey = prefix .. 'obj:' .. kind .. ':' .. guid
+-- Key names come from ovsd/store/keys.py (obj_key, unique_key…: see ovsd/store/scripts.py).
+local kind, guid = ARGV[1], ARGV[2]
+local expected = tonumber(ARGV[3])
+local object_json = ARGV[4]
+local changes = cjson.decode(ARGV[5])
+local okey = obj_key(kind, guid)
 
 local raw = redis.call('GET', okey)
 local current = 0
@@ -30,7 +31,7 @@ if current ~= expected then return {'error', 'version', tostring(current)} end
 
 for _, rel in ipairs(changes['relations']) do
   for _, target in ipairs(rel[4]) do
-    if redis.call('EXISTS', prefix .. 'obj:' .. rel[2] .. ':' .. target) == 0 then
+    if redis.call('EXISTS', obj_key(rel[2], target)) == 0 then
       return {'error', 'relation', rel[1] .. ':' .. target}
     end
   end
@@ -38,7 +39,7 @@ end
 for _, u in ipairs(changes['unique']) do
   local new = u[3]
   if new then
-    local owner = redis.call('GET', prefix .. 'uniq:' .. kind .. ':' .. u[1] .. ':' .. new)
+    local owner = redis.call('GET', unique_key(kind, u[1], new))
     if owner and owner ~= guid then return {'error', 'unique', u[1]} end
   end
 end
@@ -46,22 +47,22 @@ end
 for _, u in ipairs(changes['unique']) do
   local old, new = u[2], u[3]
   if old then
-    local okey2 = prefix .. 'uniq:' .. kind .. ':' .. u[1] .. ':' .. old
+    local okey2 = unique_key(kind, u[1], old)
     if redis.call('GET', okey2) == guid then redis.call('DEL', okey2) end
   end
-  if new then redis.call('SET', prefix .. 'uniq:' .. kind .. ':' .. u[1] .. ':' .. new, guid) end
+  if new then redis.call('SET', unique_key(kind, u[1], new), guid) end
 end
 for _, rel in ipairs(changes['relations']) do
   for _, old in ipairs(rel[3]) do
-    redis.call('SREM', prefix .. 'rel:' .. kind .. ':' .. rel[1] .. ':' .. old, guid)
+    redis.call('SREM', reverse_key(kind, rel[1], old), guid)
   end
   for _, new in ipairs(rel[4]) do
-    redis.call('SADD', prefix .. 'rel:' .. kind .. ':' .. rel[1] .. ':' .. new, guid)
+    redis.call('SADD', reverse_key(kind, rel[1], new), guid)
   end
 end
 for _, name in ipairs(changes['dynamics']) do
-  redis.call('DEL', prefix .. 'dyn:' .. kind .. ':' .. guid .. ':' .. name)
+  redis.call('DEL', dynamic_key(kind, guid, name))
 end
 redis.call('SET', okey, object_json)
-redis.call('SADD', prefix .. 'idx:' .. kind, guid)
+redis.call('SADD', index_key(kind), guid)
 return {'ok', tostring(current + 1)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -21,6 +21,7 @@ from ovsd.messages.log import Message, from_entry, last_id
 from ovsd.messages.subscriptions import SUBSCRIPTION_TTL, SubscriberView, read_many
 from ovsd.messages.waiters import WaiterRegistry
 from ovsd.store import keys
+from ovsd.store.blocking import BlockingReader
 from ovsd.store.connection import Store, StoreUnavailable
 
 log = Logger()
@@ -61,9 +62,8 @@ class MessageBus(Service):
         self.waiters = WaiterRegistry(self.reactor, timeout_resolution)
         # every message up to here went through the reader (None until it knows where the log is)
         self.position: int | None = None
-        self._reader: Store | None = None
+        self._reader: BlockingReader | None = None
         self._following: defer.Deferred[None] | None = None
-        self._pause: defer.Deferred[None] | None = None
         self._type_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._reads: _Reads = []
         self._reads_due: IDelayedCall | None = None
@@ -80,7 +80,10 @@ class MessageBus(Service):
     def startService(self) -> None:
         super().startService()
         self._stopped = False
-        self._reader = self._connect()
+        # a blocked read answers after block_seconds: only a connection silent well past that is dead
+        self._reader = BlockingReader(self.store, "message bus", self.block_seconds + 10.0,
+                                      retry_initial=self.retry_initial, retry_max=self.retry_max)
+        self._reader.start()
         self._following = defer.Deferred.fromCoroutine(self._follow())
 
     def stopService(self) -> defer.Deferred[None]:
@@ -91,25 +94,18 @@ class MessageBus(Service):
     async def _stop(self) -> None:
         # answer the long-polls now ("nothing new"), so the API drains at once instead of in 60 s
         self.waiters.release_all(self.position or 0, missed=False)
-        if self._pause is not None:
-            self._pause.cancel()
         reader, self._reader = self._reader, None
         if reader is not None:
-            await reader.stopService()  # fails the blocked XREAD, which ends the loop
+            await reader.stop()  # fails the blocked XREAD (or ends the pause), which ends the loop
         if self._following is not None:
             await self._following
 
-    def _connect(self) -> Store:
-        # a blocked read answers after block_seconds: only a connection silent well past that is dead
-        return self.store.dedicated(self.block_seconds + 10.0)
-
     # --- the reader ------------------------------------------------------------------------------------
     async def _follow(self) -> None:
-        delay = self.retry_initial
         resync = True
         healthy = False
-        while self.running and self._reader is not None:
-            reader = self._reader
+        reader = self._reader
+        while self.running and reader is not None and reader.started:
             try:
                 if resync:
                     await self._resynchronise(reader)
@@ -128,20 +124,16 @@ class MessageBus(Service):
                 if isinstance(e, StoreUnavailable):
                     if healthy:
                         log.warn("message bus lost the store ({error}); resuming when it is back", error=str(e))
-                    if reader.available:  # connected yet silent: this connection is stuck, take a new one
-                        await reader.stopService()
-                        self._reader = self._connect()
                 else:
                     log.failure("message bus reader failed; resuming", Failure())
                 healthy = False
-                await self._sleep(delay)
-                delay = min(delay * 2, self.retry_max)
+                await reader.back_off()
                 continue
-            delay = self.retry_initial
+            reader.reset_back_off()
             if reply:
                 self._dispatch(reply[0][1])
 
-    async def _resynchronise(self, reader: Store) -> None:
+    async def _resynchronise(self, reader: BlockingReader) -> None:
         """Find where to read from: at start, after an outage, or after the store lost data."""
         newest = await last_id(reader)
         if self.position is None:
@@ -171,15 +163,6 @@ class MessageBus(Service):
         gap_below = first if first > self.position + 1 else None
         self.position = max(self.position, last)
         self.waiters.deliver(messages, last, gap_below)
-
-    async def _sleep(self, seconds: float) -> None:
-        self._pause = task.deferLater(self.reactor, seconds, lambda: None)
-        try:
-            await self._pause
-        except defer.CancelledError:
-            pass
-        finally:
-            self._pause = None
 
     # --- the long-poll ---------------------------------------------------------------------------------
     async def wait(

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from ovsd.dal.text import utf8
 from ovsd.store import keys
+from ovsd.store.blocking import BlockingReader
 from ovsd.store.connection import Store, load_lua
 
 TASK_COMPLETE = "TASK_COMPLETE"
@@ -62,7 +63,7 @@ async def publish(store: Store, message_type: str, body: Any, retention: Retenti
     return int(result)
 
 
-async def last_id(store: Store) -> int:
+async def last_id(store: Store | BlockingReader) -> int:
     """The id of the newest message of the cluster (0 when none was ever published)."""
     value = await store.execute("GET", keys.MESSAGE_SEQ)
     return int(value) if value is not None else 0

@@ -9,13 +9,13 @@ record or still ahead of the reader: never lost in between.
 
 from __future__ import annotations
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from ovsd.store import keys
+from ovsd.store.blocking import BlockingReader
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.errors import StoreReplyError
-from ovsd.tasks.dedicated import DedicatedConnection
 from ovsd.tasks.records import pairs
 
 log = Logger()
@@ -31,7 +31,7 @@ class CompletionWatcher:
         self.store = store
         self._waiters: dict[str, list[defer.Deferred[bool]]] = {}
         self._start_lock = defer.DeferredLock()
-        self._connection: DedicatedConnection | None = None
+        self._connection: BlockingReader | None = None
         self._position: str | None = None
         self._loop: defer.Deferred[None] | None = None
         self._stopped = False
@@ -71,17 +71,19 @@ class CompletionWatcher:
         # where the stream ends now: everything after it is news
         last = await self.store.execute("XREVRANGE", keys.TASKS_DONE, "+", "-", "COUNT", 1)
         self._position = last[0][0] if last else "0-0"
-        self._connection = DedicatedConnection(
+        self._connection = BlockingReader(
             self.store, "task waiter", self.block_ms / 1000 + self.store.command_timeout,
+            retry_initial=self.retry_delay,
         )
         self._connection.start()
         self._loop = defer.ensureDeferred(self._read())
 
     async def _read(self) -> None:
-        assert self._connection is not None
+        connection = self._connection
+        assert connection is not None
         while not self._stopped:
             try:
-                reply = await self._connection.execute(
+                reply = await connection.execute(
                     "XREAD", "COUNT", 1000, "BLOCK", self.block_ms, "STREAMS", keys.TASKS_DONE, self._position,
                 )
             except (StoreUnavailable, StoreReplyError) as e:
@@ -90,14 +92,14 @@ class CompletionWatcher:
                 # news may have been missed while the connection was down: every waiter looks again
                 log.warn("task waiter: {error}; waiters look again", error=str(e))
                 self._wake_all()
-                await task.deferLater(self.store.reactor, self.retry_delay, lambda: None)
+                await connection.back_off()
                 continue
             except defer.CancelledError:
                 raise
             except Exception:
                 log.failure("task waiter: unexpected reply; waiters look again")
                 self._wake_all()
-                await task.deferLater(self.store.reactor, self.retry_delay, lambda: None)
+                await connection.back_off()
                 continue
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:

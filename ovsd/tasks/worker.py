@@ -4,7 +4,7 @@ Both queues are streams with one consumer group; the consumer name is the node's
 crash the entries delivered to it are still its own: at start they are claimed back (an idempotent task
 runs again, another ends FAILURE "interrupted"). Entries of the shared queue left by a dead node are taken
 over by whichever worker sees them idle for ``claim_idle`` seconds; a live worker keeps the entries it
-holds from looking idle. The blocking read has a connection of its own (``DedicatedConnection``).
+holds from looking idle. The blocking read has a connection of its own (``ovsd.store.blocking``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from twisted.python.failure import Failure
 
 from ovsd.context import NodeContext
 from ovsd.store import keys
+from ovsd.store.blocking import BlockingReader
 from ovsd.store.connection import StoreUnavailable
 from ovsd.store.errors import StoreReplyError
 from ovsd.tasks import scripts
-from ovsd.tasks.dedicated import DedicatedConnection
 from ovsd.tasks.engine import CompletionHook
 from ovsd.tasks.execution import TaskExecution
 from ovsd.tasks.records import pairs, worker_name
@@ -70,7 +70,7 @@ class TaskWorker(Service):
         )
         self._slots = defer.DeferredSemaphore(concurrency)
         self._held: dict[str, tuple[str, defer.Deferred[None]]] = {}  # entry id -> (queue, its run)
-        self._connection: DedicatedConnection | None = None
+        self._connection: BlockingReader | None = None
         self._loop: defer.Deferred[None] | None = None
         self._timers: list[task.LoopingCall] = []
         self._stopping = False
@@ -90,8 +90,9 @@ class TaskWorker(Service):
     def startService(self) -> None:
         super().startService()
         self._stopping = False
-        self._connection = DedicatedConnection(
+        self._connection = BlockingReader(
             self.store, f"task worker {self.machine_id}", self.block_ms / 1000 + self.store.command_timeout,
+            retry_initial=self.retry_delay,
         )
         self._connection.start()
         self._loop = defer.ensureDeferred(self._consume())
@@ -150,7 +151,8 @@ class TaskWorker(Service):
             log.failure("worker heartbeat failed")
 
     async def _pause(self) -> None:
-        await task.deferLater(self.context.reactor, self.retry_delay, lambda: None)
+        if self._connection is not None:
+            await self._connection.back_off()
 
     # --- consuming -------------------------------------------------------------------------------------
     async def _consume(self) -> None:

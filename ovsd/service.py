@@ -31,6 +31,7 @@ from ovsd.readiness import Readiness
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.embedded import EmbeddedStoreServer
 from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
+from ovsd.twisted_private import forget_exit_signal
 
 log = Logger()
 
@@ -64,10 +65,10 @@ class NodeService(MultiService):
                 yield defer.maybeDeferred(child.stopService)
             except Exception:
                 log.failure("stopping {service}", service=child.name)
-        if self.reactor is not None and getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
+        if self.reactor is not None:
             # twistd re-raises the signal that stopped it; a SIGTERM that ended in a clean, complete
             # shutdown is a normal stop and exits 0 (systemd and the operator see success)
-            self.reactor._exitSignal = None
+            forget_exit_signal(self.reactor, signal.SIGTERM)
 
 
 def prepare_data_dir(config: Config) -> list[str]:

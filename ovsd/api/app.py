@@ -104,7 +104,7 @@ STATIC_ROUTES = frozenset({"oauth2/token", "oauth2/token/"})
 
 
 def _send(request: Request, body: bytes) -> None:
-    if request._disconnected or request.finished:
+    if request.finished or (isinstance(request, ApiRequest) and request.gone):
         return  # the client went away meanwhile: there is no one to answer
     if request.code not in NO_BODY_CODES:
         # with its length known the answer leaves in one write, without chunk framing and a closing chunk

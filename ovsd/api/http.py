@@ -8,7 +8,6 @@ import math
 from collections.abc import Callable, Coroutine
 from io import BytesIO
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -19,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from ovsd.api.errors import internal_error
+from ovsd.twisted_private import BadRequestHook, klein_path
 
 T = TypeVar("T")
 
@@ -78,7 +78,7 @@ def _ignore(*args: object) -> None:
     return None
 
 
-class ApiChannel(http.HTTPChannel):
+class ApiChannel(BadRequestHook, http.HTTPChannel):
     """One HTTP/1.1 connection of the API: a head or body over its limit is refused at once (414, 431, 413,
     before the body is read), and a client has ``timeOut`` seconds from the first byte of a request head to
     send all of it (408, then close), however steadily it trickles; a connection may still wait
@@ -182,10 +182,9 @@ class ApiChannel(http.HTTPChannel):
                  seconds=self.header_timeout)
         self.refuse(HEAD_TIMEOUT)
 
-    def _respondToBadRequestAndDisconnect(self) -> None:
-        # The one private name used here: Twisted answers a malformed request line, header, Content-Length
-        # or chunk framing with a bare 400 (no body, no HSTS) through this method. If an upgrade renames
-        # it, test_https_hardening names it; until then such requests would get Twisted's bare 400 again.
+    def bad_request(self) -> None:
+        # twisted.web refused the request line, a header, the Content-Length or the chunk framing: the
+        # contract's 400 instead of Twisted's bare one (through ovsd.twisted_private.BadRequestHook)
         self.refuse(BAD_REQUEST)
 
     def refuse(self, answer: bytes) -> None:
@@ -224,7 +223,7 @@ def run_to_end(request: http.Request, work: Coroutine[Any, Any, T]) -> defer.Def
 def answer_internal_error(request: http.Request, failure: Failure) -> None:
     """Answer 500 for a failure nobody expected; the description carries the id its log event has."""
     err = internal_error(failure, request.method, request.path)
-    if request.finished or request._disconnected:
+    if request.finished or (isinstance(request, ApiRequest) and request.gone):
         return  # no one to answer; the failure and its id are logged
     if request.startedWriting:
         # the status line is out: only a cut connection can tell the client its answer is incomplete
@@ -458,10 +457,7 @@ def declared_path(path: bytes, static: frozenset[str]) -> str | None:
     one of the ``static`` routes."""
     if not path.startswith(b"/api/"):
         return None
-    try:
-        rest = b"/".join([unquote_to_bytes(segment) for segment in path[5:].split(b"/")]).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    rest = klein_path(path[5:])
     if not rest or rest.startswith("/") or rest in static:
         return None
     return rest

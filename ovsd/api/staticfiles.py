@@ -18,7 +18,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.web import resource, server, static
 
-from ovsd.api.http import answer_internal_error
+from ovsd.api.http import ApiRequest, answer_internal_error
 
 INDEX = "index.html"
 #: pages are checked again on every load (a new GUI is seen at once); the files they load may be reused
@@ -88,7 +88,7 @@ class StaticFiles(resource.Resource):
         return server.NOT_DONE_YET
 
     def _send(self, found: tuple[str, str] | None, request: server.Request, path: bytes) -> None:
-        if request.finished or getattr(request, "_disconnected", False):
+        if request.finished or (isinstance(request, ApiRequest) and request.gone):
             return
         if found is None:
             body = _not_found(request, path.decode("utf-8", "replace"))

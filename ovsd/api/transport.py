@@ -4,7 +4,8 @@ Twisted's transports buffer every write and register the socket with epoll to se
 turn, then unregister it: two epoll_ctl calls and a turn per answer. An answer is a few hundred bytes to a
 socket whose send buffer is empty, so it goes out at once here; whatever the socket does not take (or an
 error) goes the normal way, after what is already queued, so order and flow control stay Twisted's. On
-10,000 long-polls answered at once that was a quarter of the daemon's CPU.
+10,000 long-polls answered at once that was a quarter of the daemon's CPU. Knowing whether the buffer is
+empty takes Twisted's private buffer attributes: that connection class lives in ``ovsd.twisted_private``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,9 @@ from twisted.internet.interfaces import IListeningPort, IOpenSSLServerConnection
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
 
+from ovsd.twisted_private import DirectWriteServer, name_tls_port
 
-class DirectWriteServer(tcp.Server):
-    """A server-side TCP connection that sends a write immediately when its buffer is empty."""
-
-    def write(self, data: bytes) -> None:
-        if (data and self.connected and not self.disconnecting and not self._writeDisconnected
-                and not self._tempDataBuffer and self.offset == len(self.dataBuffer)):
-            sent = self.writeSomeData(data)
-            if isinstance(sent, int):  # else an error: the buffered write below lets doWrite report it
-                if sent == len(data):
-                    return
-                data = data[sent:]
-        super().write(data)
+__all__ = ["DirectWritePort", "DirectWriteServer", "listen_tls"]
 
 
 class DirectWritePort(tcp.Port):
@@ -39,6 +30,6 @@ def listen_tls(reactor: Any, port: int, site: Site, options: IOpenSSLServerConne
                interface: str) -> IListeningPort:
     """Listen for TLS connections to ``site`` (what ``reactor.listenSSL`` does, with the port above)."""
     listening = DirectWritePort(port, TLSMemoryBIOFactory(options, False, site), 50, interface, reactor)
-    listening._type = "TLS"
+    name_tls_port(listening)
     listening.startListening()
     return listening

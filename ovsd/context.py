@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ovsd.api.identity import Authenticator
     from ovsd.dal.repository import Repository
     from ovsd.messages.bus import MessageBus
+    from ovsd.storage.node import NodeStorage
     from ovsd.tasks.engine import TaskEngine
     from ovsd.tasks.worker import TaskWorker
 
@@ -36,6 +37,8 @@ class NodeContext:
     messages: MessageBus | None = None
     agent: NodeAgent | None = None
     worker: TaskWorker | None = None
+    # this node's StorageDrivers' daemons (qemu-storage-daemon), for the storage tasks; set by makeService
+    storage: NodeStorage | None = None
     started_at: float = 0.0
     # the API serves only once the node is bootstrapped (makeService starts it not ready; harnesses that
     # bootstrap before they serve leave it ready)

@@ -28,6 +28,7 @@ from ovsd.logfile import LogService
 from ovsd.messages import MessageBus, publish_event, publish_task_complete
 from ovsd.notify import NotifyService
 from ovsd.readiness import Readiness
+from ovsd.storage.node import BLOCK_TYPES, NodeStorage, driver_run_dir
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.embedded import EmbeddedStoreServer
 from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
@@ -107,6 +108,11 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
         await publish_event(store, event_type, metadata)
 
     launchers = Launchers(config.storagedriver)  # a bad command template stops the daemon here
+    # LOCAL and DISTRIBUTED vPools are served by qemu-storage-daemon; the generic launcher stays for the rest
+    storage = NodeStorage(reactor, repository, driver_run_dir(str(config.node.data_dir)))
+    for vpool_type in BLOCK_TYPES:
+        launchers.register(vpool_type, storage.launcher)
+    context.storage = storage
     supervisor = DriverSupervisor(reactor, config.storagedriver)
     supervisor.setServiceParent(top)
     agent = NodeAgent(context, repository, supervisor, launchers, announce)

@@ -30,15 +30,18 @@ PUBLIC_PROPS: dict[str, tuple[str, ...]] = {
     "vmachine": ("name", "description", "hypervisor_id", "devicename", "is_vtemplate", "status"),
     "storagerouter": ("name", "description", "machine_id", "ip", "heartbeats"),
     "pmachine": ("name", "description", "username", "ip", "hvtype", "hypervisor_id"),
+    # a vDisk's serving StorageDriver (none in these worlds: no vDisk is served)
+    "storagedriver": ("name", "description", "storagedriver_id", "port", "cluster_ip", "storage_ip", "mountpoint"),
 }
 SECRET_PROPS: dict[str, tuple[str, ...]] = {"vpool": ("password",), "pmachine": ("password",)}
 # relation name -> target kind (all single-valued here)
 RELATIONS: dict[str, dict[str, str]] = {
-    "vdisk": {"vmachine": "vmachine", "vpool": "vpool", "parent_vdisk": "vdisk"},
+    "vdisk": {"vmachine": "vmachine", "vpool": "vpool", "parent_vdisk": "vdisk", "storagedriver": "storagedriver"},
     "vpool": {},
     "vmachine": {"pmachine": "pmachine", "vpool": "vpool"},
     "storagerouter": {"pmachine": "pmachine"},
     "pmachine": {"mgmtcenter": "mgmtcenter"},
+    "storagedriver": {"vpool": "vpool", "storagerouter": "storagerouter"},
 }
 # reverse relation name -> (source kind, relation name on the source)
 REVERSE: dict[str, dict[str, tuple[str, str]]] = {
@@ -57,6 +60,7 @@ DYNAMICS: dict[str, tuple[str, ...]] = {
     "storagerouter": ("statistics", "stored_data", "failover_mode", "vmachines_guids", "vpools_guids",
                       "vdisks_guids", "status"),
     "pmachine": ("host_status",),
+    "storagedriver": ("status", "statistics", "stored_data"),
 }
 RESOURCES = {"vdisks": "vdisk", "vpools": "vpool", "vmachines": "vmachine", "storagerouters": "storagerouter"}
 DEFAULT_SORT = {"vdisk": (), "vpool": ("name",), "vmachine": ("name", "vpool_guid"), "storagerouter": ("name",)}
@@ -105,6 +109,8 @@ class World:
             return []
         if name == "info":
             return {"stored": 0, "failover_mode": "UNKNOWN"}
+        if name == "is_vtemplate":
+            return False  # no vDisk of these worlds is served, so none is a template
         return None
 
     def status(self, beats: dict[str, Any]) -> str:

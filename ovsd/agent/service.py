@@ -59,6 +59,9 @@ class NodeAgent(Service):
         self._registered: list[defer.Deferred[str]] = []
         self._worker_beat_pending = False
         self._last_sweep = 0.0
+        # the heartbeat and a storage task may both bring the drivers in line: one at a time, or a driver a
+        # task just removed could be started again from the heartbeat's older list
+        self._sync_lock = defer.DeferredLock()
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def startService(self) -> None:
@@ -190,16 +193,27 @@ class NodeAgent(Service):
 
     async def sync_drivers(self) -> None:
         """Run a process for every StorageDriver of this node, and none for those that are gone."""
+        async with self._sync_lock:
+            await self._sync_drivers()
+
+    async def _sync_drivers(self) -> None:
         drivers = await self.my_storagedrivers()
         wanted = {d.guid for d in drivers}
         for guid in set(self.supervisor.states()) - wanted:
             await self.supervisor.remove(guid)
             await self.store.execute("DEL", keys.driver_live(guid))
+            if self.context.storage is not None:
+                self.context.storage.forget(guid)
         for driver in drivers:
             try:
                 vpool = await self.repo.get("vpool", str(driver.data["vpool_guid"]))
-                spec = self.launchers.launch_spec({**driver.data, "guid": driver.guid}, vpool.data)
-            except (ObjectNotFound, LaunchError) as e:
+                launcher = self.launchers.launcher_for(str(vpool.data.get("type")))
+                spec = launcher.launch_spec({**driver.data, "guid": driver.guid}, vpool.data)
+                prepare = getattr(launcher, "prepare", None)
+                if prepare is not None and self.supervisor.state(driver.guid) is None:
+                    # the driver's own directory (its QMP socket) exists before its process starts
+                    await prepare(driver.guid)
+            except (ObjectNotFound, LaunchError, OSError) as e:
                 log.error("cannot launch storagedriver {guid}: {error}", guid=driver.guid, error=str(e))
                 continue
             self.supervisor.ensure(driver.guid, spec)

@@ -89,7 +89,7 @@ async def test_storagedriver_processes_are_kept_running_and_stopped_with_the_dae
                               storagedriver={"command": ["sh", "-c", script], "max_restarts": 2, "stop_grace": 2.0})
     session = Session(node)
     router = session.storagerouter_guid()
-    vpool = await model.create("vpool", {"name": "pool", "type": "LOCAL"})
+    vpool = await model.create("vpool", {"name": "pool", "type": "SWIFT_S3"})  # the generic launcher
     driver = await model.create("storagedriver", {
         "name": "sd-pool", "storagedriver_id": "pool-sr-d", "vpool_guid": vpool.guid, "storagerouter_guid": router,
     })

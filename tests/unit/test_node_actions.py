@@ -35,8 +35,6 @@ from ovsd.controllers import load_controllers
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.controllers.s3probe import sign_v4
 from ovsd.controllers.storagerouter import free_mountpoint, local_addresses, mount_table, vpool_mountpoints
-from ovsd.dal.fields import Dynamic
-from ovsd.dal.registry import TYPES
 from ovsd.dal.repository import Repository
 from ovsd.service import prepare_data_dir
 from ovsd.store import keys
@@ -217,26 +215,20 @@ async def test_an_action_for_a_storagerouter_that_is_down_fails_fast(action_node
 
 # --- StorageDriver can_be_deleted ----------------------------------------------------------------------------
 @pytest_twisted.ensureDeferred
-async def test_a_storagedriver_serving_a_vdisk_cannot_be_deleted(
-    action_node: ActionNode, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_storagedriver_serving_a_vdisk_cannot_be_deleted(action_node: ActionNode) -> None:
     repo = action_node.repository
     vpool = await repo.create("vpool", {"name": "pool", "type": "LOCAL"})
     driver = await repo.create("storagedriver", {"name": "sd", "storagedriver_id": "pool-sr-one",
                                                  "vpool_guid": vpool.guid, "storagerouter_guid": action_node.router})
     vdisk = await repo.create("vdisk", {"name": "vd", "size": 1 << 30, "vpool_guid": vpool.guid})
     path = f"/api/storagedrivers/{driver.guid}/can_be_deleted/"
-    # no volume driver reports the vDisk yet (its storagedriver_id is null): nothing is served by the driver
+    # the vDisk is served by no StorageDriver yet: nothing is served by the driver
     for method in ("GET", "POST"):
         reply = await action_node.call(method, path)
         assert (reply.status, reply.body) == (200, True)
 
-    # a stand-in for the volume driver (the data plane, not there yet) reporting where the vDisk is served
-    async def served_by(obj: Any, repo: Any) -> str | None:
-        return "pool-sr-one" if obj.guid == vdisk.guid else None
-
-    monkeypatch.setitem(TYPES["vdisk"].dynamic_by_name, "storagedriver_id",
-                        Dynamic("storagedriver_id", str, 0, served_by))
+    # the vDisk records the StorageDriver that serves it (as vDisk create does)
+    await repo.update("vdisk", vdisk.guid, {"storagedriver_guid": driver.guid})
     for method in ("GET", "POST"):
         reply = await action_node.call(method, path)
         assert (reply.status, reply.body) == (200, False)

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import unmeasured
+from ovsd.dal.hybrids import storagemeasure, unmeasured
 from ovsd.store import keys
 
 
@@ -16,6 +16,11 @@ def _live(field: str) -> Any:
         return json.loads(raw).get(field) if raw else None
 
     return compute
+
+
+async def _stored_data(obj: Any, repo: Any) -> int:
+    vdisks = await repo.get_many("vdisk", await repo.reverse_guids("storagedriver", obj.guid, "vdisks"))
+    return await storagemeasure.allocated(repo, [p for v in vdisks for p in storagemeasure.own_files(v.data)])
 
 
 TYPE = ObjectType(
@@ -50,6 +55,6 @@ TYPE = ObjectType(
         dynamic_of("last_exit", str, 0, _live("last_exit"), "how its process last ended (exit code or signal)"),
         dynamic_of("statistics", dict, 5, unmeasured.statistics,
                    "Aggregated vDisk statistics (zeros until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, unmeasured.stored_data, "Data stored (0 until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, _stored_data, "Bytes the images of the vDisks it serves take on disk"),
     ],
 )

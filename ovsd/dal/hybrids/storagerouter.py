@@ -3,7 +3,7 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import unmeasured
+from ovsd.dal.hybrids import storagemeasure, unmeasured
 from ovsd.dal.status import storagerouter_status
 
 
@@ -15,6 +15,27 @@ async def _vpools_guids(obj: Any, repo: Any) -> list[str]:
     drivers = await repo.reverse_guids("storagerouter", obj.guid, "storagedrivers")
     vpools = {d.data.get("vpool_guid") for d in await repo.get_many("storagedriver", drivers)}
     return sorted(v for v in vpools if v)
+
+
+async def _served_vdisks(obj: Any, repo: Any) -> list[Any]:
+    drivers = await repo.reverse_guids("storagerouter", obj.guid, "storagedrivers")
+    served = await repo.reverse_guids_many("storagedriver", drivers, "vdisks") if drivers else []
+    found: list[Any] = await repo.get_many("vdisk", sorted({g for guids in served for g in guids}))
+    return found
+
+
+async def _vdisks_guids(obj: Any, repo: Any) -> list[str]:
+    return [v.guid for v in await _served_vdisks(obj, repo)]
+
+
+async def _vmachines_guids(obj: Any, repo: Any) -> list[str]:
+    vdisks = await _served_vdisks(obj, repo)
+    return sorted({str(v.data["vmachine_guid"]) for v in vdisks if v.data.get("vmachine_guid")})
+
+
+async def _stored_data(obj: Any, repo: Any) -> int:
+    vdisks = await _served_vdisks(obj, repo)
+    return await storagemeasure.allocated(repo, [p for v in vdisks for p in storagemeasure.own_files(v.data)])
 
 
 TYPE = ObjectType(
@@ -35,15 +56,12 @@ TYPE = ObjectType(
         dynamic_of("status", str, 0, _status, "OK | WARNING | FAILURE | UNKNOWN, from the heartbeat ages"),
         dynamic_of("statistics", dict, 5, unmeasured.statistics,
                    "Aggregated vDisk statistics (zeros until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, unmeasured.stored_data,
-                   "Data stored by this StorageRouter's vPools (0 until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, _stored_data, "Bytes the images of the vDisks served here take on disk"),
         dynamic_of("failover_mode", str, 60, unmeasured.unknown,
                    "Failover mode status (UNKNOWN until the data plane exists)"),
-        dynamic_of("vmachines_guids", list, 15, unmeasured.no_guids,
-                   "vMachines served here ([] until the data plane exists)"),
+        dynamic_of("vmachines_guids", list, 15, _vmachines_guids, "vMachines with a vDisk served here"),
         dynamic_of("vpools_guids", list, 15, _vpools_guids, "vPools served by this StorageRouter"),
-        dynamic_of("vdisks_guids", list, 15, unmeasured.no_guids,
-                   "vDisks served here ([] until the data plane exists)"),
+        dynamic_of("vdisks_guids", list, 15, _vdisks_guids, "vDisks served here"),
     ],
     default_sort=("name",),
 )

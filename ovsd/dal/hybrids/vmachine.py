@@ -3,12 +3,49 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import unmeasured
+from ovsd.dal.hybrids import storagemeasure, unmeasured
 
 
 async def _vpools_guids(obj: Any, repo: Any) -> list[str]:
     disks = await repo.get_many("vdisk", await repo.reverse_guids("vmachine", obj.guid, "vdisks"))
     return sorted({d.data["vpool_guid"] for d in disks if d.data.get("vpool_guid")})
+
+
+async def _disks(obj: Any, repo: Any) -> list[Any]:
+    return list(await repo.get_many("vdisk", await repo.reverse_guids("vmachine", obj.guid, "vdisks")))
+
+
+def group_snapshots(disks: list[Any]) -> list[dict[str, Any]]:
+    """Its disks' snapshots grouped by timestamp, as the original did: only timestamps every disk has a
+    snapshot at, label and flags from the first disk, ``stored`` summed, ``in_backend`` all of them."""
+    groups: dict[str, dict[str, Any]] = {}
+    for disk in disks:
+        for record in disk.data.get("snapshot_records") or []:
+            stamp = str(record["timestamp"])
+            group = groups.setdefault(stamp, {
+                "timestamp": stamp, "label": record.get("label", ""),
+                "is_consistent": bool(record.get("is_consistent")),
+                "is_automatic": bool(record.get("is_automatic", True)), "is_sticky": bool(record.get("is_sticky")),
+                "stored": 0, "in_backend": True, "snapshots": {}})
+            group["stored"] += int(record.get("stored") or 0)
+            group["snapshots"][disk.guid] = record["guid"]
+    complete = [g for g in groups.values() if disks and len(g["snapshots"]) == len(disks)]
+    return sorted(complete, key=lambda g: int(g["timestamp"]) if g["timestamp"].isdigit() else 0)
+
+
+async def _snapshots(obj: Any, repo: Any) -> list[dict[str, Any]]:
+    return group_snapshots(await _disks(obj, repo))
+
+
+async def _stored_data(obj: Any, repo: Any) -> int:
+    disks = await _disks(obj, repo)
+    return await storagemeasure.allocated(repo, [p for d in disks for p in storagemeasure.own_files(d.data)])
+
+
+async def _storagerouters_guids(obj: Any, repo: Any) -> list[str]:
+    drivers = {str(d.data["storagedriver_guid"]) for d in await _disks(obj, repo) if d.data.get("storagedriver_guid")}
+    found = await repo.get_many("storagedriver", sorted(drivers))
+    return sorted({str(d.data["storagerouter_guid"]) for d in found if d.data.get("storagerouter_guid")})
 
 
 TYPE = ObjectType(
@@ -28,15 +65,14 @@ TYPE = ObjectType(
         Relation("vpool", "vpool", "vmachines", doc="The vPool the vMachine is stored on (for VSAs: none)"),
     ],
     dynamics=[
-        dynamic_of("snapshots", list, 60, unmeasured.no_snapshots,
-                   "Snapshots grouped by timestamp ([] until the data plane exists)"),
+        dynamic_of("snapshots", list, 60, _snapshots,
+                   "Snapshots grouped by timestamp: those every one of its vDisks has"),
         dynamic_of("hypervisor_status", str, 300, unmeasured.unknown,
-                   "Status on the hypervisor (UNKNOWN until the hypervisor integration exists)"),
+                   "Status on the hypervisor (UNKNOWN: ovsd has no hypervisor integration)"),
         dynamic_of("statistics", dict, 5, unmeasured.statistics, "I/O statistics (zeros until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, unmeasured.stored_data, "Data stored (0 until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, _stored_data, "Bytes its vDisks' images take on disk"),
         dynamic_of("failover_mode", str, 60, unmeasured.unknown, "Failover mode (UNKNOWN until the data plane exists)"),
-        dynamic_of("storagerouters_guids", list, 15, unmeasured.no_guids,
-                   "StorageRouters serving its disks ([] until the data plane exists)"),
+        dynamic_of("storagerouters_guids", list, 15, _storagerouters_guids, "StorageRouters serving its vDisks"),
         dynamic_of("vpools_guids", list, 15, _vpools_guids, "vPools holding its vDisks"),
     ],
     default_sort=("name", "vpool_guid"),

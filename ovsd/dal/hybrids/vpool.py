@@ -1,7 +1,18 @@
 """VPool: a storage pool exposed on StorageRouters by StorageDrivers."""
 
+from typing import Any
+
 from ovsd.dal.fields import ObjectType, Prop, dynamic_of
-from ovsd.dal.hybrids import unmeasured
+from ovsd.dal.hybrids import storagemeasure, unmeasured
+
+
+async def _status(obj: Any, repo: Any) -> Any:
+    return (obj.data.get("lifecycle") or {}).get("status")
+
+
+async def _stored_data(obj: Any, repo: Any) -> int:
+    vdisks = await repo.get_many("vdisk", await repo.reverse_guids("vpool", obj.guid, "vdisks"))
+    return await storagemeasure.allocated(repo, [p for v in vdisks for p in storagemeasure.own_files(v.data)])
 
 TYPE = ObjectType(
     kind="vpool",
@@ -16,12 +27,15 @@ TYPE = ObjectType(
         Prop("type", str, mandatory=True, allowed=("LOCAL", "DISTRIBUTED", "CEPH_S3", "AMAZON_S3", "SWIFT_S3"),
              writable=False, doc="Backend type"),
         Prop("metadata", dict, default={}, doc="Backend metadata"),
+        Prop("lifecycle", dict, default={}, writable=False, secret=True,
+             doc="internal: status (INSTALLING, EXTENDING, RUNNING, SHRINKING, DELETING, FAILURE) and why"),
     ],
     dynamics=[
-        dynamic_of("status", str, 10, doc="Status of the vPool (null until the data plane exists)"),
+        dynamic_of("status", str, 10, _status,
+                   "INSTALLING, EXTENDING, RUNNING, SHRINKING, DELETING or FAILURE (null: a vPool ovsd did not add)"),
         dynamic_of("statistics", dict, 5, unmeasured.statistics,
                    "Aggregated vDisk statistics (zeros until the data plane exists)"),
-        dynamic_of("stored_data", int, 60, unmeasured.stored_data, "Data stored (0 until the data plane exists)"),
+        dynamic_of("stored_data", int, 60, _stored_data, "Bytes its vDisks' images take on disk"),
     ],
     default_sort=("name",),
 )

@@ -4,8 +4,10 @@ The idea is Twisted's ``ProcessMonitor`` (``twisted.runner.procmon``): one proce
 restart delays that double while a process keeps dying young and reset once it ran long enough, TERM
 then KILL on stop. ``ProcessMonitor`` itself is not subclassed because a StorageDriver needs what it
 lacks: a crash budget that ends in FAILURE, a state per driver pushed to observers, a launch spec that
-can change, a readiness check, and a stop that can be awaited. Children are started through
-:mod:`ovsd.childguard`, so they die with the daemon even when the daemon is SIGKILLed.
+can change, a readiness check, and a stop that can be awaited. Starting, watching, stopping and the
+back-off are :mod:`ovsd.supervision`'s, shared with the embedded store: children are started through
+:mod:`ovsd.childguard` (they die with the daemon even when it is SIGKILLed), each driver in a process
+group of its own (a stop or a crash reaches whatever it started, which would also hold its output pipes).
 """
 
 from __future__ import annotations
@@ -16,24 +18,15 @@ from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ovsd.agent.drivers import (
-    FAILURE,
-    HALTED,
-    RUNNING,
-    DriverState,
-    ExitReason,
-    exit_reason,
-    guarded_argv,
-    signal_group,
-)
+from ovsd.agent.drivers import FAILURE, HALTED, RUNNING, DriverState, ExitReason, exit_reason
 from ovsd.agent.launcher import LaunchSpec
-from ovsd.childguard import child_env
 from ovsd.config import StoragedriverConfig
+from ovsd.supervision import ChildProcess, CrashLoop, doubling, signal_group, spawn
 
 log = Logger()
 
@@ -43,67 +36,38 @@ __all__ = ["FAILURE", "HALTED", "RUNNING", "DriverState", "DriverSupervisor", "E
 OnChange = Callable[[str, DriverState, str | None], "defer.Deferred[Any] | Coroutine[Any, Any, Any] | None"]
 
 
-class _DriverProcess(protocol.ProcessProtocol):
+class _DriverProcess(ChildProcess):
     """One run of a StorageDriver's process."""
 
+    own_group = True
+    close_stdin = True
+
     def __init__(self, supervisor: DriverSupervisor, driver: _Driver, started_at: float) -> None:
+        super().__init__(started_at)
         self.supervisor = supervisor
         self.driver = driver
-        self.started_at = started_at
-        self.pid: int | None = None
-        self.exited = False
-        #: set once the supervisor asked it to stop: its end is then not a crash
-        self.stopping = False
-        self.kill_call: IDelayedCall | None = None
         self.readiness: defer.Deferred[None] | None = None
         self.not_ready: str | None = None
-        self._waiters: list[defer.Deferred[None]] = []
-        self._partial: dict[int, bytes] = {}
 
-    def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.transport.closeStdin()
+    def output_line(self, line: str, fd: int) -> None:
+        log.info("storagedriver {guid}: {line}", guid=self.driver.guid, line=line, fd=fd)
 
-    def childDataReceived(self, childFD: int, data: bytes) -> None:
-        *lines, rest = (self._partial.get(childFD, b"") + data).split(b"\n")
-        # a driver can print without newlines: keep at most 64 KiB of an unfinished line
-        self._partial[childFD] = rest[-65536:]
-        for line in lines:
-            if line.strip():
-                log.info(
-                    "storagedriver {guid}: {line}",
-                    guid=self.driver.guid, line=line.decode("utf-8", "replace").rstrip(), fd=childFD,
-                )
-
-    def processExited(self, reason: Failure) -> None:
-        # not processEnded: that also waits for every holder of its output pipes to close them
-        self.exited = True
+    def ended(self, reason: Failure) -> None:
+        # on processExited, not processEnded: that also waits for every holder of its output pipes
         self.supervisor._process_exited(self, reason)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
 
-    def when_ended(self) -> defer.Deferred[None]:
-        if self.exited:
-            return defer.succeed(None)
-        waiter: defer.Deferred[None] = defer.Deferred()
-        self._waiters.append(waiter)
-        return waiter
+    def stop_requested(self) -> None:
+        if self.readiness is not None:
+            self.readiness.cancel()
 
-    def send(self, sig: signal.Signals) -> None:
-        """Signal the driver and its process group (the driver may not have made the group yet)."""
-        if self.transport is not None:
-            try:
-                self.transport.signalProcess(sig.name[3:])
-            except error.ProcessExitedAlready:
-                pass
-        if self.pid is not None:
-            signal_group(self.pid, sig)
+    def killing(self, grace: float) -> None:
+        log.warn(
+            "storagedriver {guid} (pid {pid}) did not stop in {grace}s; killing it",
+            guid=self.driver.guid, pid=self.pid, grace=grace,
+        )
 
     def cancel_timers(self) -> None:
-        if self.kill_call is not None and self.kill_call.active():
-            self.kill_call.cancel()
-        self.kill_call = None
+        self.cancel_kill()
         if self.readiness is not None:
             self.readiness.cancel()
 
@@ -111,7 +75,7 @@ class _DriverProcess(protocol.ProcessProtocol):
 class _Driver:
     """The supervisor's record of one StorageDriver."""
 
-    def __init__(self, guid: str, spec: LaunchSpec) -> None:
+    def __init__(self, guid: str, spec: LaunchSpec, crash_loop: CrashLoop) -> None:
         self.guid = guid
         self.spec = spec
         #: False once removed: its process is stopping and the record goes when it has ended
@@ -119,7 +83,7 @@ class _Driver:
         self.process: _DriverProcess | None = None
         self.state: DriverState | None = None
         #: crashes in a row; reset by a stable run, a new spec, reset() or a service start
-        self.crashes = 0
+        self.crash_loop = crash_loop
         self.restart_call: IDelayedCall | None = None
 
     def cancel_restart(self) -> None:
@@ -174,7 +138,8 @@ class DriverSupervisor(Service):
         """Keep a process running for this StorageDriver; a changed spec restarts it (and ends a FAILURE)."""
         driver = self._drivers.get(guid)
         if driver is None:
-            driver = self._drivers[guid] = _Driver(guid, spec)
+            crash_loop = CrashLoop(doubling(self.first_delay, self.max_delay), self.stable_after)
+            driver = self._drivers[guid] = _Driver(guid, spec, crash_loop)
             if self.running:
                 self._spawn(driver, restarts=0)
             else:
@@ -186,7 +151,7 @@ class DriverSupervisor(Service):
             return
         driver.wanted = True
         if changed:
-            driver.crashes = 0
+            driver.crash_loop.reset()
             driver.cancel_restart()
         if driver.process is not None:
             # the end of the old process starts the new one (see _process_exited)
@@ -212,7 +177,7 @@ class DriverSupervisor(Service):
     def reset(self, guid: str) -> None:
         """Start a FAILED (or backing-off) driver again now, with a fresh crash budget. KeyError if unknown."""
         driver = self._drivers[guid]
-        driver.crashes = 0
+        driver.crash_loop.reset()
         if driver.process is None and driver.wanted and self.running:
             driver.cancel_restart()
             self._spawn(driver, restarts=self._restarts(driver))
@@ -232,7 +197,7 @@ class DriverSupervisor(Service):
         super().startService()
         for driver in self._drivers.values():
             if driver.wanted and driver.process is None:
-                driver.crashes = 0
+                driver.crash_loop.reset()
                 driver.cancel_restart()
                 self._spawn(driver, restarts=self._restarts(driver))
 
@@ -256,15 +221,13 @@ class DriverSupervisor(Service):
     def _spawn(self, driver: _Driver, restarts: int) -> None:
         spec = driver.spec
         proto = _DriverProcess(self, driver, self.clock.seconds())
-        argv = guarded_argv(spec.argv)
         try:
-            transport = self.reactor.spawnProcess(proto, argv[0], argv, env=child_env(spec.env))
+            spawn(self.reactor, proto, spec.argv, env=spec.env)
         except OSError as e:
             log.error("storagedriver {guid} could not be started: {error}", guid=driver.guid, error=str(e))
             self._update(driver, restarts=restarts)
             self._crashed(driver, proto.started_at, f"spawn failed: {e}")
             return
-        proto.pid = transport.pid
         driver.process = proto
         log.info(
             "storagedriver {guid} started (pid {pid}): {argv}", guid=driver.guid, pid=proto.pid, argv=spec.argv,
@@ -308,21 +271,7 @@ class DriverSupervisor(Service):
 
     def _terminate(self, proto: _DriverProcess) -> defer.Deferred[None]:
         """TERM the driver's process group, KILL it after stop_grace; fires when the driver has exited."""
-        if not proto.stopping and not proto.exited:
-            proto.stopping = True
-            if proto.readiness is not None:
-                proto.readiness.cancel()
-            proto.send(signal.SIGTERM)
-            proto.kill_call = self.clock.callLater(self.stop_grace, self._kill, proto)
-        return proto.when_ended()
-
-    def _kill(self, proto: _DriverProcess) -> None:
-        proto.kill_call = None
-        log.warn(
-            "storagedriver {guid} (pid {pid}) did not stop in {grace}s; killing it",
-            guid=proto.driver.guid, pid=proto.pid, grace=self.stop_grace,
-        )
-        proto.send(signal.SIGKILL)
+        return proto.terminate(self.clock, self.stop_grace)
 
     def _process_exited(self, proto: _DriverProcess, reason: Failure) -> None:
         proto.cancel_timers()
@@ -348,18 +297,15 @@ class DriverSupervisor(Service):
         self._crashed(driver, proto.started_at, last_exit)
 
     def _crashed(self, driver: _Driver, started_at: float, last_exit: ExitReason) -> None:
-        if self.clock.seconds() - started_at >= self.stable_after:
-            driver.crashes = 0
-        driver.crashes += 1
-        if driver.crashes > self.max_restarts:
+        delay = driver.crash_loop.crashed(self.clock.seconds() - started_at)
+        if driver.crash_loop.crashes > self.max_restarts:
             log.error(
                 "storagedriver {guid} ended ({last_exit}) after {restarts} restarts in a row; FAILURE, "
                 "not restarted until its spec changes or it is reset",
-                guid=driver.guid, last_exit=last_exit, restarts=driver.crashes - 1,
+                guid=driver.guid, last_exit=last_exit, restarts=driver.crash_loop.crashes - 1,
             )
             self._update(driver, status=FAILURE, pid=None, last_exit=last_exit)
             return
-        delay = min(self.first_delay * 2 ** (driver.crashes - 1), self.max_delay)
         log.warn(
             "storagedriver {guid} ended ({last_exit}); restarting in {delay}s",
             guid=driver.guid, last_exit=last_exit, delay=delay,

@@ -1,8 +1,9 @@
 """The embedded store: a private ``valkey-server`` on a unix socket under the data dir, kept running.
 
-The server is started through :mod:`ovsd.childguard`, so it dies with the daemon even when the daemon is
-SIGKILLed; a pid file lets the next start clean up what an older daemon (or an older guard-less start)
-left behind.
+It is run by :mod:`ovsd.supervision`, the code that runs the storagedrivers: started through
+:mod:`ovsd.childguard`, so it dies with the daemon even when the daemon is SIGKILLed; restarted with a
+back-off when it dies; TERM then KILL on stop. A pid file lets the next start clean up what an older daemon
+(or an older guard-less start) left behind.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import signal
 from pathlib import Path
 
 from twisted.application.service import Service
-from twisted.internet import defer, error, protocol
-from twisted.internet.interfaces import IReactorProcess, IReactorTime
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ovsd.childguard import child_env, guard_argv
+from ovsd.supervision import ChildProcess, CrashLoop, spawn, stepped
 
 log = Logger()
 
@@ -88,24 +89,24 @@ def _alive(pid: int) -> bool:
         return True
 
 
-class _ServerProtocol(protocol.ProcessProtocol):
-    def __init__(self, owner: EmbeddedStoreServer) -> None:
+class _ServerProcess(ChildProcess):
+    """One run of the store server."""
+
+    # the server's last words (why it stopped) are in its output: the end waits for the pipes to close
+    end_when_pipes_close = True
+
+    def __init__(self, owner: EmbeddedStoreServer, started_at: float) -> None:
+        super().__init__(started_at)
         self.owner = owner
-        self.ended: defer.Deferred[None] = defer.Deferred()
-        self._partial = b""
 
-    def outReceived(self, data: bytes) -> None:
-        self._partial += data
-        *lines, self._partial = self._partial.split(b"\n")
-        for line in lines:
-            if line.strip():
-                log.debug("valkey: {line}", line=line.decode("utf-8", "replace").rstrip())
+    def output_line(self, line: str, fd: int) -> None:
+        log.debug("valkey: {line}", line=line)
 
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
+    def ended(self, reason: Failure) -> None:
         self.owner._ended(self, reason)
-        self.ended.callback(None)
+
+    def killing(self, grace: float) -> None:
+        log.warn("store server did not stop in {t}s; killing it", t=grace)
 
 
 class EmbeddedStoreServer(Service):
@@ -123,12 +124,11 @@ class EmbeddedStoreServer(Service):
         self.store_dir = store_dir
         self.reactor = reactor
         self.binary = binary or find_server_binary()
-        self.process: _ServerProtocol | None = None
+        self.process: _ServerProcess | None = None
         self.pid: int | None = None
         self.restarts = 0
-        self._failures = 0
-        self._started_at = 0.0
-        self._restart_call: object = None
+        self._crash_loop = CrashLoop(stepped(self.restart_delays), self.stable_after)
+        self._restart_call: IDelayedCall | None = None
         self._stopping = False
 
     @property
@@ -166,16 +166,14 @@ class EmbeddedStoreServer(Service):
         self.pid_path.unlink(missing_ok=True)
 
     def _spawn(self) -> None:
-        args = guard_argv([self.binary, *server_arguments(self.store_dir)])
-        proto = _ServerProtocol(self)
-        transport = self.reactor.spawnProcess(proto, args[0], args, env=child_env(), path=str(self.store_dir))
+        proto = _ServerProcess(self, self._clock().seconds())
+        self.pid = spawn(self.reactor, proto, [self.binary, *server_arguments(self.store_dir)],
+                         path=str(self.store_dir))
         self.process = proto
-        self.pid = transport.pid
-        self._started_at = self._clock().seconds()
         self.pid_path.write_text(f"{self.pid}\n")
         log.info("store server started (pid {pid}, {binary})", pid=self.pid, binary=self.binary)
 
-    def _ended(self, proto: _ServerProtocol, reason: Failure) -> None:
+    def _ended(self, proto: _ServerProcess, reason: Failure) -> None:
         if proto is not self.process:
             return
         self.process = None
@@ -184,10 +182,7 @@ class EmbeddedStoreServer(Service):
             self.pid_path.unlink(missing_ok=True)
             return
         clock = self._clock()
-        if clock.seconds() - self._started_at >= self.stable_after:
-            self._failures = 0
-        delay = self.restart_delays[min(self._failures, len(self.restart_delays) - 1)]
-        self._failures += 1
+        delay = self._crash_loop.crashed(clock.seconds() - proto.started_at)
         log.error(
             "store server {pid} died ({reason}); restarting in {delay}s",
             pid=self.pid, reason=reason.getErrorMessage(), delay=delay,
@@ -205,30 +200,10 @@ class EmbeddedStoreServer(Service):
         super().stopService()
         self._stopping = True
         call = self._restart_call
-        if call is not None and call.active():  # type: ignore[attr-defined]
-            call.cancel()  # type: ignore[attr-defined]
+        if call is not None and call.active():
+            call.cancel()
         proto = self.process
         if proto is None or proto.transport is None:
             self.pid_path.unlink(missing_ok=True)
             return defer.succeed(None)
-        try:
-            proto.transport.signalProcess("TERM")
-        except error.ProcessExitedAlready:
-            return proto.ended
-        clock = self._clock()
-
-        def force() -> None:
-            if self.process is proto and proto.transport is not None:
-                log.warn("store server did not stop in {t}s; killing it", t=self.stop_timeout)
-                try:
-                    proto.transport.signalProcess("KILL")
-                except error.ProcessExitedAlready:
-                    pass
-
-        killer = clock.callLater(self.stop_timeout, force)
-
-        def done(_: None) -> None:
-            if killer.active():
-                killer.cancel()
-
-        return proto.ended.addCallback(done)
+        return proto.terminate(self._clock(), self.stop_timeout)

@@ -12,7 +12,7 @@ from ovsd.store.connection import Store
 if TYPE_CHECKING:
     from ovsd.agent.service import NodeAgent
     from ovsd.api.http import ApiSite
-    from ovsd.api.identity import Authenticator
+    from ovsd.auth.identity import Authenticator
     from ovsd.dal.repository import Repository
     from ovsd.messages.bus import MessageBus
     from ovsd.storage.node import NodeStorage

@@ -28,22 +28,23 @@ from ovsd.api.declare import Endpoint, Registry, load_views
 from ovsd.api.dispatch import ALWAYS_ALLOWED, Resolved, RouteTable
 from ovsd.api.errors import (
     ApiError,
+    from_auth_error,
     from_model_error,
     internal_error,
     invalid_roles,
     not_authenticated,
     not_ready,
     store_unavailable,
-    www_authenticate,
 )
 from ovsd.api.html import LinkResolver, render_page
 from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, declared_path, run_to_end
-from ovsd.api.identity import Identity
 from ovsd.api.metadata import api_metadata, storagerouter_ips
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
 from ovsd.api.oauth2 import token_endpoint
 from ovsd.api.openapi import openapi_document
 from ovsd.api.params import bind, path_problem
+from ovsd.auth.errors import AuthError
+from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
 from ovsd.dal.query import InvalidQuery
 from ovsd.dal.repository import DalError
@@ -93,10 +94,7 @@ def write_response(request: Request, response: Response) -> bytes:
 
 
 def error_response(err: ApiError) -> Response:
-    headers = err.headers
-    if err.status == 401 and "WWW-Authenticate" not in headers:
-        headers = {**headers, "WWW-Authenticate": www_authenticate(err.code)}
-    return Response(err.body(), err.status, headers)
+    return Response(err.body(), err.status, err.headers)
 
 
 #: paths under /api/ that are Klein routes of their own (``ApiApp.metadata``, ``ApiApp.oauth2_token``)
@@ -170,6 +168,8 @@ class ApiApp:
             response = result if isinstance(result, Response) else Response(result)
         except ApiError as err:
             response = error_response(err)
+        except AuthError as err:
+            response = error_response(from_auth_error(err))
         except StoreUnavailable:
             response = error_response(store_unavailable())
         except (DalError, InvalidQuery) as err:

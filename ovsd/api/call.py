@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
-from ovsd.api.identity import Identity
 from ovsd.api.params import MISSING, body_of
+from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
 
 if TYPE_CHECKING:

@@ -7,6 +7,8 @@ import uuid
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ovsd.auth.errors import AuthError, GrantRefused, RateLimited
+
 log = Logger()
 
 
@@ -64,8 +66,13 @@ def node_unavailable(node: str) -> ApiError:
     return ApiError(503, "node_unavailable", f"The StorageRouter {node} that must do this is down")
 
 
+def unauthorized(code: str, description: str) -> ApiError:
+    """A 401: every one carries the RFC 6750 challenge naming its code."""
+    return ApiError(401, code, description, {"WWW-Authenticate": www_authenticate(code)})
+
+
 def not_authenticated() -> ApiError:
-    return ApiError(401, "not_authenticated", "Authentication credentials were not provided")
+    return unauthorized("not_authenticated", "Authentication credentials were not provided")
 
 
 def invalid_roles(description: str) -> ApiError:
@@ -75,6 +82,19 @@ def invalid_roles(description: str) -> ApiError:
 def www_authenticate(code: str) -> str:
     """The challenge every 401 carries (RFC 6750)."""
     return f'Bearer realm="ovsd", error="{code}"'
+
+
+#: a token endpoint's answers are never cached (RFC 6749 §5.1)
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def from_auth_error(err: AuthError) -> ApiError:
+    """The contract's answer to a refusal of authentication (the one place that gives them HTTP form)."""
+    if isinstance(err, RateLimited):
+        return ApiError(429, err.code, err.description, {"Retry-After": str(err.retry_after)})
+    if isinstance(err, GrantRefused):
+        return ApiError(400, err.code, err.description, dict(NO_STORE))
+    return unauthorized(err.code, err.description)
 
 
 def from_model_error(err: Exception) -> ApiError:

@@ -12,10 +12,10 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web.server import Request
 
-from ovsd.api.errors import ApiError
-from ovsd.api.identity import Identity
 from ovsd.api.negotiation import VERSIONS
 from ovsd.auth.authenticator import AUTHENTICATION_STATES
+from ovsd.auth.errors import AuthError
+from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
 from ovsd.store.connection import StoreUnavailable
 
@@ -58,7 +58,7 @@ async def caller(context: NodeContext, request: Request) -> tuple[Identity | Non
         return None, "unauthenticated"
     try:
         identity = await context.authenticator.authenticate(request)
-    except ApiError as err:
+    except AuthError as err:
         return None, AUTHENTICATION_STATES.get(err.code, "unexpected exception")
     except StoreUnavailable:
         raise  # a 503 says what is wrong; "unexpected exception" would not

@@ -6,9 +6,10 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from ovsd.api.errors import ApiError, store_unavailable
+from ovsd.api.errors import NO_STORE, ApiError, store_unavailable
 from ovsd.api.params import form_fields
-from ovsd.auth.oauth2 import NO_STORE, TokenIssuer, oauth_error
+from ovsd.auth.errors import GrantRefused
+from ovsd.auth.oauth2 import TokenIssuer, oauth_error
 from ovsd.auth.ratelimit import TokenRateLimit
 from ovsd.context import NodeContext
 from ovsd.dal.text import display, string_problem
@@ -57,9 +58,8 @@ async def token_endpoint(context: NodeContext, request: IRequest) -> dict[str, A
         grant = await TokenIssuer(repository, context.config.auth).grant(
             form, _header(request, b"authorization"),
         )
-    except ApiError as err:
-        if err.status == 400:
-            await limit.record_failure(address)  # raises 429 on the attempt that locks the address out
+    except GrantRefused:
+        await limit.record_failure(address)  # raises RateLimited on the attempt that locks the address out
         raise
     await limit.record_success(address)
     for name, value in NO_STORE.items():

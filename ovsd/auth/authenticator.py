@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from twisted.web.iweb import IRequest
 
-from ovsd.api.errors import ApiError
-from ovsd.api.identity import Identity
+from ovsd.auth.errors import NotAuthenticated
+from ovsd.auth.identity import Identity
 from ovsd.auth.tokens import digest, remove_token
 from ovsd.dal.repository import Repository
 from ovsd.store.scripts import load_lua
@@ -36,9 +36,9 @@ AUTHENTICATION_STATES = {
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-def unauthorized(code: str, description: str) -> ApiError:
-    """A 401 with the contract's code and the RFC 6750 challenge naming it."""
-    return ApiError(401, code, description, {"WWW-Authenticate": f'Bearer realm="ovsd", error="{code}"'})
+def unauthorized(code: str, description: str) -> NotAuthenticated:
+    """The refusal of a caller's credentials (the API answers 401 with the RFC 6750 challenge naming it)."""
+    return NotAuthenticated(code, description)
 
 
 def _header(request: IRequest, name: bytes) -> str | None:

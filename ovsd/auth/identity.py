@@ -20,12 +20,13 @@ class Identity:
 
 
 class Authenticator(Protocol):
-    """Finds the caller of a request (the real one reads bearer tokens: ovsd/auth/)."""
+    """Finds the caller of a request (the real one reads bearer tokens: ovsd/auth/authenticator.py)."""
 
     async def authenticate(self, request: Request) -> Identity | None:
         """The caller, or None when the request has no Authorization header.
 
         A header that is present but not acceptable (wrong scheme, unknown or expired token, inactive user)
-        raises an ApiError with status 401 and the contract's code; the app adds WWW-Authenticate.
+        raises NotAuthenticated (ovsd.auth.errors) with the contract's code; the API edge answers 401 with
+        its challenge.
         """
         ...

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from ovsd.api.errors import ApiError
+from ovsd.auth.errors import GrantRefused
 from ovsd.auth.passwords import verify_password
 from ovsd.auth.tokens import IssuedToken, issue_token, secret_matches
 from ovsd.config import AuthConfig
@@ -24,11 +24,10 @@ from ovsd.dal.text import string_problem
 log = Logger()
 
 #: RFC 6749 §5.1: token responses (and their errors) must not be cached
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def oauth_error(code: str, description: str) -> ApiError:
-    return ApiError(400, code, description, dict(NO_STORE))
+def oauth_error(code: str, description: str) -> GrantRefused:
+    return GrantRefused(code, description)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from ovsd.api.errors import ApiError
+from ovsd.auth.errors import RateLimited
 from ovsd.store import keys
 from ovsd.store.connection import Store
 
@@ -25,8 +25,8 @@ log = Logger()
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def too_many(code: str, description: str, retry_after: int) -> ApiError:
-    return ApiError(429, code, description, {"Retry-After": str(retry_after)})
+def too_many(code: str, description: str, retry_after: int) -> RateLimited:
+    return RateLimited(code, description, retry_after)
 
 
 def _ip(text: str) -> str | None:

@@ -4,7 +4,6 @@
     publish_event / publish_task_complete     ovsd.messages.events
     subscribe / subscriptions / all_subscribed_types / read   ovsd.messages.subscriptions
     MessageBus (the "bus" service): wait(sid, message_id, timeout), waiter_count    ovsd.messages.bus
-    the endpoints' functions                   ovsd.messages.http
 """
 
 from ovsd.messages.bus import MessageBus

@@ -165,15 +165,11 @@ class MessageBus(Service):
         self.waiters.deliver(messages, last, gap_below)
 
     # --- the long-poll ---------------------------------------------------------------------------------
-    async def wait(
-        self, sid: int, message_id: int, timeout: float = MAX_WAIT,
-        disconnected: defer.Deferred[Any] | None = None,
-    ) -> dict[str, Any]:
+    async def wait(self, sid: int, message_id: int, timeout: float = MAX_WAIT) -> dict[str, Any]:
         """Messages of the subscriber's types with id > message_id: at once when there are any, else as
         soon as one is published, else none after ``timeout`` seconds (at most 60).
 
-        Cancel the call to abandon it; or pass ``disconnected`` (e.g. ``request.notifyFinish()``): when
-        it errbacks, the waiter is dropped at once."""
+        Cancel the call to abandon it (the API does when its client hangs up): the waiter is dropped at once."""
         timeout = min(max(timeout, 0.0), MAX_WAIT)
         message_id = max(message_id, 0)
         view = await self._read(sid, message_id)
@@ -191,11 +187,7 @@ class MessageBus(Service):
         if view.messages or timeout == 0 or self._stopped:
             return answer(view.messages, after, view.types)
         types = self._type_sets.setdefault(tuple(view.types), tuple(view.types))
-        waiter = self.waiters.add(types, after, timeout)
-        if disconnected is not None:
-            # an errback that already happened (the client left during the read) cancels right here
-            disconnected.addErrback(lambda _: waiter.cancel())
-        delivery = await waiter
+        delivery = await self.waiters.add(types, after, timeout)
         if delivery is None:
             # no matching message came: everything the reader has handed out since was looked at
             return answer([], max(after, self.position or 0), view.types)

@@ -21,9 +21,9 @@ from ovsd.api.app import Response
 from ovsd.api.call import Call
 from ovsd.api.declare import GUID, RW, RWM, R, Registry
 from ovsd.api.errors import ApiError, object_not_found
-from ovsd.api.identity import Identity
 from ovsd.api.params import Param
 from ovsd.api.service import ApiService
+from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
 from ovsd.service import prepare_data_dir
 from ovsd.store.connection import Store

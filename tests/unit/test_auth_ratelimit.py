@@ -8,8 +8,9 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 
-from ovsd.api.errors import ApiError
+from ovsd.api.errors import from_auth_error
 from ovsd.auth.accounts import create_client
+from ovsd.auth.errors import RateLimited
 from ovsd.auth.ratelimit import TokenRateLimit
 from ovsd.store import keys
 from ovsd.store.connection import Store
@@ -118,10 +119,11 @@ async def test_sixty_successes_a_minute_per_address(store: Store) -> None:
         await limit.check("192.0.2.1")
         await limit.record_success("192.0.2.1")
         clock.advance(0.5)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(RateLimited) as refused:
         await limit.check("192.0.2.1")
-    assert (refused.value.status, refused.value.code) == (429, "rate_limit_reached")
-    assert refused.value.headers["Retry-After"] == "30"  # the first of the 60 leaves the window in 30 s
+    answer = from_auth_error(refused.value)
+    assert (answer.status, answer.code) == (429, "rate_limit_reached")
+    assert answer.headers["Retry-After"] == "30"  # the first of the 60 leaves the window in 30 s
     await limit.check("192.0.2.2")  # another address is not affected
     clock.advance(30)
     await limit.check("192.0.2.1")

@@ -63,8 +63,10 @@ async def test_subscriptions_last_and_the_refusals(work_node: WorkNode) -> None:
     reply = await call(work, "GET", f"/api/messages/{SID}/wait/", token)
     assert reply.error == (406, "invalid_data")
     assert reply.body["error_description"] == "Invalid data passed: message_id is missing"
-    assert (await call(work, "GET", f"/api/messages/{SID}/wait/?message_id=soon", token)).error == (
-        400, "invalid_data")
+    for query in ("message_id=soon", "message_id=-1", "message_id=2.0", "message_id=0&timeout=nan",
+                  "message_id=0&timeout=inf", "message_id=0&timeout=-1", "message_id=0&timeout=soon"):
+        reply = await call(work, "GET", f"/api/messages/{SID}/wait/?{query}", token)
+        assert reply.error == (400, "invalid_data"), query
     assert (await work.node.call("GET", f"/api/messages/{SID}/last/")).error == (401, "not_authenticated")
 
 

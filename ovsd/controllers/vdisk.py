@@ -166,7 +166,15 @@ def next_timestamp(records: list[dict[str, Any]], now: float) -> str:
 
 
 async def _store_volume(ctx: TaskContext, guid: str, volume: VDisk, **changes: Any) -> DataObject:
-    return await _repo(ctx).update("vdisk", guid, {"volume": volume.as_dict(), "size": volume.size, **changes})
+    stored = await _repo(ctx).update("vdisk", guid, {"volume": volume.as_dict(), "size": volume.size, **changes})
+    await refresh_vmachine(_repo(ctx), stored)
+    return stored
+
+
+async def refresh_vmachine(repo: Repository, vdisk: DataObject) -> None:
+    """A vMachine's cached dynamics (its snapshot groups, sizes) read its vDisks: drop them when one changes."""
+    if vdisk.data.get("vmachine_guid"):
+        await repo.invalidate_dynamics("vmachine", str(vdisk.data["vmachine_guid"]))
 
 
 # --- create, delete, grow ------------------------------------------------------------------------------------
@@ -320,7 +328,7 @@ async def remove_snapshot(ctx: TaskContext, vdisk_guid: str, snapshot_id: str) -
                                                    for r in kept]
                 return changes
 
-            await repo.modify("vdisk", other.guid, change)
+            await refresh_vmachine(repo, await repo.modify("vdisk", other.guid, change))
         await _collect_files(ctx, str(vdisk.data["vpool_guid"]), [layer])
     return True
 
@@ -382,7 +390,7 @@ async def _child_on(ctx: TaskContext, router_guid: str, kwargs: dict[str, Any]) 
     task_id = await ctx.node.tasks.enqueue("vdisk.serve_child", kwargs, node=str(router.data["machine_id"]))
     record = await ctx.node.tasks.wait(task_id, 120)
     if record is None or record.get("status") != "SUCCESS":
-        raise RuntimeError(str(record.get("result") if record else "the clone task is gone"))
+        raise RuntimeError(str(record.get("error") if record else "the clone task is gone"))
     result: dict[str, Any] = record["result"]
     return result
 

@@ -375,7 +375,7 @@ async def update_storagedrivers(ctx: TaskContext, vpool_guid: str, storagedriver
                 success = False
                 log.warn("update_storagedrivers: {name} on {router} ended {status}: {error}", name=name,
                          router=router_guid, status=record and record.get("status"),
-                         error=record and record.get("result"))
+                         error=record and record.get("error"))
         except Exception as e:
             success = False
             log.warn("update_storagedrivers: {name} on {router} failed: {error}", name=name, router=router_guid,

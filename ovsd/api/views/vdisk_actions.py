@@ -113,7 +113,7 @@ async def delete_vdisk(call: Call) -> None:
     assert call.context.tasks is not None
     record = await call.context.tasks.wait(task_id, DELETE_WAIT)
     if record is None or record.get("status") != "SUCCESS":
-        raise not_acceptable(str((record or {}).get("result") or "the vDisk was not removed in time"))
+        raise not_acceptable(str((record or {}).get("error") or "the vDisk was not removed in time"))
 
 
 @endpoint(resource="vdisks", method="POST", action="rollback", roles=RW, returns="task", fields=(),

@@ -20,9 +20,10 @@ from ovsd import tls
 from ovsd.api.app import Response
 from ovsd.api.call import Call
 from ovsd.api.declare import GUID, RW, RWM, R, Registry
-from ovsd.api.errors import ApiError, object_not_found
+from ovsd.api.errors import object_not_found
 from ovsd.api.params import Param
 from ovsd.api.service import ApiService
+from ovsd.auth.errors import NotAuthenticated
 from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
 from ovsd.service import prepare_data_dir
@@ -50,9 +51,9 @@ class WordAuthenticator:
             return None
         scheme, _, word = header.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
-            raise ApiError(401, "invalid_authorization_type", "Bearer tokens only")
+            raise NotAuthenticated("invalid_authorization_type", "Bearer tokens only")
         if word not in TOKENS:
-            raise ApiError(401, "invalid_token", "Unknown token")
+            raise NotAuthenticated("invalid_token", "Unknown token")
         return Identity(f"user-{word}", word, f"client-{word}", f"token-{word}", TOKENS[word])
 
 

@@ -130,6 +130,11 @@ class Setup:
                     "type": "VCENTER"}
         if endpoint.path == "/api/users/{guid}/set_password/":
             return {"new_password": "pw-2"}
+        if endpoint.path == "/api/vdisks/":
+            return {"name": f"vd-{n}", "size": 1 << 20, "vpool_guid": self.cluster.vpool,
+                    "storagerouter_guid": self.cluster.storagerouter}
+        if endpoint.path == "/api/vmachines/":
+            return {"name": f"vm-{n}"}
         return {}
 
     def path(self, endpoint: Endpoint) -> str:

@@ -90,3 +90,21 @@ class ApiClient:
             if item.get(field_name) == value:
                 return dict(item)
         raise ApiFailure(404, "object_not_found", f"no {resource} with {field_name} {value!r}")
+
+    def resolve(self, resource: str, value: str, field_name: str = "name", contents: str = "") -> dict[str, Any]:
+        """One object of a resource named by its GUID or by a field (its name): operators type names.
+
+        A name that several objects share is refused (the GUID says which), never guessed."""
+        items = self.request("GET", f"/api/{resource}/?contents={contents}") or []
+        wanted = value.strip().lower()
+        for item in items:
+            if str(item.get("guid", "")).lower() == wanted:
+                return dict(item)
+        matches = [item for item in items if item.get(field_name) == value]
+        if len(matches) > 1:
+            guids = ", ".join(sorted(str(m["guid"]) for m in matches))
+            raise ApiFailure(409, "ambiguous", f"{len(matches)} {resource} have {field_name} {value!r} ({guids}): "
+                                               "give the GUID")
+        if matches:
+            return dict(matches[0])
+        raise ApiFailure(404, "object_not_found", f"no {resource} with GUID or {field_name} {value!r}")

@@ -22,7 +22,7 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from ovsd.context import NodeContext
-from ovsd.dal.repository import DataObject, Repository
+from ovsd.dal.repository import DataObject, Repository, UniqueConflict
 from ovsd.messages import publish_event
 from ovsd.storage.daemon import DriverDaemon, without
 from ovsd.storage.launcher import nbd_uri
@@ -197,8 +197,10 @@ async def create(ctx: TaskContext, storagerouter_guid: str, vpool_guid: str, sto
                 "volume_id": volume.export, "vpool_guid": vpool_guid, "storagedriver_guid": driver.guid,
                 "volume": volume.as_dict(), "snapshot_records": [],
             }, guid=guid)
-        except Exception:
+        except Exception as e:
             await daemon.remove(guid, delete_image=True)
+            if isinstance(e, UniqueConflict):  # a concurrent create of this name won: the store is the judge
+                raise Refused(f"A vDisk with name {name} already exists in this vPool") from None
             raise
     await _event(ctx, "vdisk_created", vdisk_guid=guid, name=name, vpool_guid=vpool_guid,
                  storagedriver_guid=driver.guid,
@@ -370,8 +372,10 @@ async def serve_child(ctx: TaskContext, source_guid: str, chain: list[str], name
                 "parent_vdisk_guid": source.guid, "parentsnapshot": parentsnapshot, "vmachine_guid": vmachine_guid,
                 "volume": volume.as_dict(), "snapshot_records": [],
             }, guid=guid)
-        except Exception:
+        except Exception as e:
             await daemon.remove(guid, delete_image=True)
+            if isinstance(e, UniqueConflict):  # a concurrent create of this name won: the store is the judge
+                raise Refused(f"A vDisk with name {name} already exists in this vPool") from None
             raise
     await _event(ctx, "vdisk_created", vdisk_guid=guid, name=name, vpool_guid=vpool_guid,
                  storagedriver_guid=driver.guid, parent_vdisk_guid=source.guid,

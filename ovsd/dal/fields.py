@@ -6,7 +6,7 @@ serialization, the API's writable fields and the OpenAPI schemas all follow from
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,9 @@ class ObjectType:
     default_sort: tuple[str, ...] = ()
     doc: str = ""
     reverse: list[ReverseRelation] = field(default_factory=list)  # filled in by the registry
+    #: property -> the relation key it is unique within (a vDisk's name within its vPool): kept by the same
+    #: atomic unique-key upkeep as ``Prop.unique``, so of two concurrent writers of one value only one lands
+    unique_within: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.prop_by_name = {p.name: p for p in self.props}
@@ -142,6 +145,17 @@ class ObjectType:
     @property
     def unique_props(self) -> list[Prop]:
         return [p for p in self.props if p.unique]
+
+    def unique_keys(self, data: Mapping[str, Any]) -> list[tuple[str, str | bool]]:
+        """(key field, indexed text or False) of each unique declaration: ``Prop.unique`` on the value alone,
+        ``unique_within`` as ``<prop>@<relation key>`` on ``<related guid>/<value>`` (a GUID holds no '/', so
+        the pair reads one way only). False: not indexed (a null part)."""
+        found: list[tuple[str, str | bool]] = [
+            (p.name, False if data.get(p.name) is None else str(data[p.name])) for p in self.unique_props]
+        for prop, scope in self.unique_within.items():
+            value, owner = data.get(prop), data.get(scope)
+            found.append((f"{prop}@{scope}", False if value is None or owner is None else f"{owner}/{value}"))
+        return found
 
     @property
     def public_props(self) -> list[Prop]:

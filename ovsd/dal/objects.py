@@ -83,11 +83,6 @@ def relation_guids(value: Any) -> list[str]:
     return [str(value)]
 
 
-def unique_text(value: Any) -> str | bool:
-    # false means "no unique key": null values are not unique-indexed
-    return False if value is None else str(value)
-
-
 def is_cached(dyn: Dynamic) -> bool:
     # a dynamic without data yet (null) costs nothing to compute: caching it would only cost round trips
     return dyn.timeout > 0 and dyn.compute is not no_data_yet

@@ -32,7 +32,6 @@ from ovsd.dal.objects import (
     is_cached,
     is_guid,
     relation_guids,
-    unique_text,
 )
 from ovsd.dal.registry import TYPES
 from ovsd.dal.text import unstorable
@@ -242,10 +241,9 @@ class Repository:
                     raise InvalidValue(rel.key, "is mandatory")
 
     def _index_changes(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-        unique = [
-            [p.name, unique_text(old.get(p.name)), unique_text(new.get(p.name))]
-            for p in t.unique_props if old.get(p.name) != new.get(p.name) or not old
-        ]
+        indexed = dict(t.unique_keys(old)) if old else {}
+        unique = [[name, indexed.get(name, False), text] for name, text in t.unique_keys(new)
+                  if indexed.get(name, False) != text or not old]
         relations = []
         for rel in t.relations:
             before, after = relation_guids(old.get(rel.key)), relation_guids(new.get(rel.key))
@@ -266,7 +264,7 @@ class Repository:
             return int(reply[1])
         code, detail = reply[1], reply[2]
         if code == "unique":
-            raise UniqueConflict(t.kind, detail)
+            raise UniqueConflict(t.kind, detail.split("@", 1)[0])  # "name@vpool_guid": the name is taken
         if code == "relation":
             field, target = detail.split(":", 1)
             raise InvalidValue(t.relation_by_name[field].key, f"points to {target}, which does not exist")
@@ -336,8 +334,7 @@ class Repository:
         for _ in range(MAX_UPDATE_ATTEMPTS):
             current = await self.get(kind, guid)
             detail = json.dumps({
-                "unique": [[p.name, str(current.data[p.name])] for p in t.unique_props
-                           if current.data.get(p.name) is not None],
+                "unique": [[name, text] for name, text in t.unique_keys(current.data) if text is not False],
                 "relations": [[r.name, relation_guids(current.data.get(r.key))] for r in t.relations],
                 "referenced_by": [[rr.name, rr.source, rr.relation] for rr in t.reverse],
                 "dynamics": [d.name for d in t.dynamics],

@@ -35,6 +35,11 @@ from ovsd.storage import images
 from ovsd.storage.qmp import QMPError, QMPProtocol
 from ovsd.storage.vdisk import Chain, ImageOptions, VDisk, export_id, new_top, node_name
 
+#: the dirty bitmap on every writable top: what ``data_written`` counts (ovsd.storage.statistics)
+WRITTEN_BITMAP = "ovsd-written"
+#: its granularity, the unit ``data_written`` grows by (QEMU's default for qcow2 is the cluster size)
+WRITTEN_GRANULARITY = 64 * 1024
+
 log = Logger()
 
 #: how long a hard export removal may take to report BLOCK_EXPORT_DELETED
@@ -123,6 +128,8 @@ class DriverDaemon:
             try:
                 await self._open_chain(vdisk.chain)
                 await self._open_image(vdisk.image, vdisk.chain[0] if vdisk.chain else None, vdisk.template)
+                if not vdisk.template:
+                    await self._count_writes(vdisk.image)
                 await self._export(vdisk)
             except Exception:
                 await self._collect()
@@ -165,6 +172,9 @@ class DriverDaemon:
                     if path not in self._open:
                         read_only = path != vdisk.image or vdisk.template
                         sent.append(self._send_open(path, backing, read_only))
+                        if not read_only:
+                            # counted from the first write the export takes, not from the next sample
+                            sent.append(self.qmp.execute("block-dirty-bitmap-add", _bitmap(path)))
                 sent.append(self.qmp.execute("block-export-add", self._export_arguments(vdisk)))
                 pending.append((vdisk, sent))
                 self.served[vdisk.guid] = vdisk
@@ -207,6 +217,8 @@ class DriverDaemon:
                 actions = [{"type": "blockdev-snapshot",
                             "data": {"node": node_name(v.image), "overlay": node_name(tops[v.guid])}}
                            for v in vdisks]
+                # the new tops count writes from the instant they take them (same transaction)
+                actions += [{"type": "block-dirty-bitmap-add", "data": _bitmap(tops[v.guid])} for v in vdisks]
                 await self.qmp.execute("transaction", {"actions": actions})
                 result = {}
                 for vdisk in vdisks:
@@ -240,6 +252,7 @@ class DriverDaemon:
             async with self._lock:
                 await self._open_chain(snapshot)
                 await self._open_image(top, snapshot[0], False)
+                await self._count_writes(top)
                 rolled = vdisk.evolve(image=top, chain=snapshot, size=await self._size(top))
                 # the export's downtime is these two commands
                 await self._unexport(vdisk)
@@ -314,6 +327,7 @@ class DriverDaemon:
             async with self._lock:
                 await self._open_chain(child.chain)
                 await self._open_image(child.image, child.chain[0], False)
+                await self._count_writes(child.image)
                 child = child.evolve(size=await self._size(child.image))
                 await self._export(child)
                 self.served[child.guid] = child
@@ -390,6 +404,14 @@ class DriverDaemon:
         for path, backing in _bottom_up(chain):
             await self._open_image(path, backing, True)
 
+    async def _count_writes(self, path: str) -> None:
+        """Put the written-bytes bitmap on a new writable top before it is exported (none is missed)."""
+        try:
+            await self.qmp.execute("block-dirty-bitmap-add", _bitmap(path))
+        except QMPError as e:
+            if "already exists" not in e.desc:
+                raise
+
     async def _close(self, path: str) -> None:
         node = self._open.pop(path, None)
         if node is not None:
@@ -433,6 +455,10 @@ class DriverDaemon:
 
     async def _size(self, path: str) -> int:
         return (await images.info(self.reactor, path)).virtual_size
+
+
+def _bitmap(path: str) -> dict[str, Any]:
+    return {"node": node_name(path), "name": WRITTEN_BITMAP, "granularity": WRITTEN_GRANULARITY}
 
 
 def without(chain: Chain, image: str) -> Chain:

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from ovsd.storage import images
 from ovsd.storage.daemon import DriverDaemon
 from ovsd.storage.launcher import StorageDaemonLauncher
-from ovsd.storage.vdisk import VDisk
+from ovsd.storage.qmp import QMPDisconnected, QMPError, QMPTimeout
+from ovsd.storage.statistics import DriverSample, WrittenTracker, sample_driver
+from ovsd.storage.vdisk import Chain, VDisk
 
 if TYPE_CHECKING:
     from ovsd.dal.repository import Repository
@@ -61,6 +64,8 @@ class NodeStorage:
         self.replayed_at: dict[str, float] = {}
         self._waiting: dict[str, list[defer.Deferred[DriverDaemon]]] = {}
         self._locks: dict[str, defer.DeferredLock] = {}
+        #: one per driver, kept across its daemon's restarts (what it counted before one is kept)
+        self.trackers: dict[str, WrittenTracker] = {}
 
     # --- the daemons -----------------------------------------------------------------------------------
     async def ready(self, storagedriver_guid: str, daemon: DriverDaemon) -> None:
@@ -115,9 +120,39 @@ class NodeStorage:
         """The driver is gone (removed from the model): drop its daemon and fail its waiters."""
         self.daemons.pop(storagedriver_guid, None)
         self.replay_failures.pop(storagedriver_guid, None)
+        self.trackers.pop(storagedriver_guid, None)
         for waiter in self._waiting.pop(storagedriver_guid, []):
             if not waiter.called:
                 waiter.errback(DriverUnavailable(f"the StorageDriver {storagedriver_guid} was removed"))
+
+    # --- what is measured ------------------------------------------------------------------------------
+    def tracker(self, storagedriver_guid: str) -> WrittenTracker:
+        return self.trackers.setdefault(storagedriver_guid, WrittenTracker())
+
+    async def sample(self, pids: Mapping[str, int | None]) -> dict[str, DriverSample]:
+        """One sample of every running driver of this node (a driver whose daemon fails to answer is left out).
+
+        A vDisk's ``stored`` is the allocation of every file of its own in its directory (its top, and the
+        layers of its snapshots, also those a rollback left off its current chain), as
+        ``ovsd.dal.hybrids.storagemeasure`` counts it when the files are visible to the reader.
+        """
+        out: dict[str, DriverSample] = {}
+        for guid in list(self.daemons):
+            daemon = self.running(guid)
+            if daemon is None:
+                continue
+            served = list(daemon.served.values())
+            try:
+                sample = await sample_driver(self.reactor, daemon.qmp, served, pids.get(guid), self.tracker(guid),
+                                             {v.guid: origin(v) for v in served})
+            except (QMPError, QMPDisconnected, QMPTimeout) as e:
+                log.info("storagedriver {sd} not sampled: {error}", sd=guid, error=str(e))
+                continue
+            stored = await threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), own_allocation,
+                                                     served)
+            vdisks = {g: replace(v, stored=stored.get(g, v.stored)) for g, v in sample.vdisks.items()}
+            out[guid] = replace(sample, vdisks=vdisks)
+        return out
 
     def check_tools(self) -> None:
         """MissingTool (naming the Debian package) unless this node has the QEMU programs a vPool needs."""
@@ -138,6 +173,38 @@ class NodeStorage:
                 lock.release()
                 if not lock.locked and not lock.waiting and self._locks.get(name) is lock:
                     del self._locks[name]
+
+
+def origin(vdisk: VDisk) -> Chain:
+    """The images a vDisk was made on (a clone's snapshot, a template): not its own, every file of its own is
+    named after it (``<guid>.qcow2``, ``<guid>.<id>.qcow2``)."""
+    return tuple(p for p in vdisk.chain if not _own(vdisk.guid, p))
+
+
+def _own(guid: str, path: str) -> bool:
+    return os.path.basename(path).startswith(guid + ".")
+
+
+def own_allocation(vdisks: Iterable[VDisk]) -> dict[str, int]:
+    """Bytes on disk of each vDisk's own files (one directory listing per directory; run it in a thread)."""
+    by_directory: dict[str, set[str]] = {}
+    for vdisk in vdisks:
+        by_directory.setdefault(os.path.dirname(vdisk.image), set()).add(vdisk.guid)
+    out: dict[str, int] = {}
+    for directory, guids in by_directory.items():
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            guid = entry.name.split(".", 1)[0]
+            if guid not in guids:
+                continue
+            try:
+                out[guid] = out.get(guid, 0) + entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue  # removed meanwhile
+    return out
 
 
 def driver_run_dir(data_dir: str) -> str:

@@ -10,13 +10,16 @@ only three things are measured; every other counter of the era's dictionary is 0
   because it was cloned from a snapshot or made from a template (those are the source's ``stored``,
   as a volumedriver clone's ``stored`` did not count its parent's data). qcow2 tables count: an empty
   vDisk stores ~200 KiB. ``stored`` is not in the seed dictionary: it feeds ``info.stored`` and
-  ``stored_data``.
+  ``stored_data``. The agent replaces it with the allocation of every file of the vDisk's own
+  (:func:`ovsd.storage.node.own_allocation`), which also counts snapshot layers a rollback left
+  off the open chain.
 - ``data_written``: bytes marked in a dirty bitmap (``block-dirty-bitmap-add``, not persistent) on the
   vDisk's top node. It counts **distinct** bytes dirtied (at the bitmap's granularity, 64 KiB), not
   bytes sent: writing the same MiB twice counts 1 MiB. A snapshot or rollback puts a new top under
-  the export; the old top's count is kept and the new top gets its own bitmap at the next
-  :meth:`WrittenTracker.sample` (or :meth:`WrittenTracker.track`): writes in between are not
-  counted. A daemon restart loses its bitmaps: the tracker keeps what it had last read, writes after
+  the export; the old top's count is kept and the daemon puts the bitmap on the new top before it takes
+  a write (in the snapshot's own transaction; before the export after a create, rollback, clone or
+  replay), so no write is missed; a top without one gets it at the next :meth:`WrittenTracker.sample`.
+  A daemon restart loses its bitmaps: the tracker keeps what it had last read, writes after
   that read and before the restart are lost. A new tracker starts at 0. Merging a snapshot away
   (``block-stream``) writes into the image above it, and those bytes count as written.
 - every other counter: 0 (:data:`UNMEASURED_VDISK`).
@@ -48,6 +51,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ovsd.dal.hybrids.unmeasured import STATISTICS_COUNTERS, STATISTICS_SUMS
+from ovsd.storage.daemon import WRITTEN_BITMAP, WRITTEN_GRANULARITY
 from ovsd.storage.qmp import QMPError, QMPProtocol
 from ovsd.storage.vdisk import Chain, VDisk, node_name
 
@@ -64,10 +68,9 @@ UNMEASURED_VDISK = tuple(k for k in STAT_COUNTERS if k != "data_written")
 DRIVER_MEASURED = ("data_read", "data_written", "read_operations", "write_operations")
 UNMEASURED_DRIVER = tuple(k for k in STAT_COUNTERS if k not in DRIVER_MEASURED)
 
-#: the dirty bitmap each vDisk's top carries
-BITMAP = "ovsd-written"
-#: its granularity: the unit ``data_written`` grows by (QEMU's default for qcow2 is the cluster size)
-GRANULARITY = 64 * 1024
+#: the dirty bitmap each vDisk's top carries (the daemon adds it with every new top), and its granularity
+BITMAP = WRITTEN_BITMAP
+GRANULARITY = WRITTEN_GRANULARITY
 
 
 # -- the dictionary and its rates ----------------------------------------------------------------------
@@ -296,8 +299,11 @@ class WrittenTracker:
                 else:
                     # closed, or its daemon restarted: what it had counted is kept
                     written.gone += written.live.pop(name)
-            if top not in written.live and not vdisk.template and top in allocated:
-                if await self._add_bitmap(session, top):
+            if top not in written.live and not vdisk.template:
+                if top in counted:
+                    # the daemon put the bitmap on with the top (create, snapshot, rollback, clone, replay)
+                    written.live[top] = counted[top]
+                elif top in allocated and await self._add_bitmap(session, top):
                     written.live[top] = 0
             mine = own_images(vdisk, (origins or {}).get(vdisk.guid, ()))
             stored = sum(allocated.get(node_name(path), 0) for path in mine)

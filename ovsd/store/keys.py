@@ -100,3 +100,20 @@ def storagerouter_status(guid: str) -> str:
 def driver_live(guid: str) -> str:
     """A StorageDriver's process state as its node last pushed it (expires when the node stops pushing)."""
     return f"{PREFIX}sd:{guid}:live"
+
+
+def driver_measured(guid: str) -> str:
+    """What a StorageDriver's node last measured of it (JSON ``{counters, stored, at}``; expires when the
+    node stops measuring, so a silent node's figures go away instead of staying fresh)."""
+    return f"{PREFIX}sd:{guid}:measured"
+
+
+def vdisk_measured(guid: str) -> str:
+    """What the node serving a vDisk last measured of it (JSON ``{counters, stored, at}``; expires likewise)."""
+    return f"{PREFIX}vd:{guid}:measured"
+
+
+def statistics_previous(kind: str, guid: str) -> str:
+    """An object's previous statistics dictionary, the base of its next ``_ps`` rates (the original's
+    ``<object key>_statistics_previous``)."""
+    return f"{PREFIX}stats:{kind}:{guid}:previous"

@@ -144,9 +144,12 @@ def worlds(draw: st.DrawFn) -> World:
     vdisks = world.objects.setdefault("vdisk", {})
     for _ in range(draw(st.sampled_from([0, 1, 4, 10, 11, 19, 24]))):
         bases = sorted(g for g, d in vdisks.items() if d["parent_vdisk_guid"] is None)
+        pool, name = draw(st.sampled_from(vpool_guids)), draw(maybe_word)
+        if any(d["vpool_guid"] == pool and d["name"] == name for d in vdisks.values()):
+            name = None  # a name is unique within its vPool (ties stay: across vPools, in case)
         vdisks[_guid(draw, taken)] = {
-            "name": draw(maybe_word), "description": draw(maybe_word), "size": draw(st.sampled_from(SIZES)),
-            "vpool_guid": draw(st.sampled_from(vpool_guids)),
+            "name": name, "description": draw(maybe_word), "size": draw(st.sampled_from(SIZES)),
+            "vpool_guid": pool,
             "vmachine_guid": draw(st.none() | st.sampled_from(sorted(vmachines))) if vmachines else None,
             "parent_vdisk_guid": draw(st.none() | st.sampled_from(bases)) if bases else None,
         }

@@ -93,7 +93,7 @@ async def test_load_all_reads_every_object_of_a_kind_in_guid_order(repo: Reposit
 async def test_a_list_of_many_objects_shows_the_same_relations_as_each_fetch(repo: Repository) -> None:
     cluster = await populate(repo)
     # enough vDisks for the bulk path, some of them clones of others
-    disks = [await repo.create("vdisk", {"name": f"vd{n}", "size": 1, "vpool_guid": cluster.vpool})
+    disks = [await repo.create("vdisk", {"name": f"vd{n:03d}", "size": 1, "vpool_guid": cluster.vpool})
              for n in range(210)]
     for n in range(0, 30, 3):
         await repo.create("vdisk", {"name": f"clone{n}", "size": 1, "vpool_guid": cluster.vpool,

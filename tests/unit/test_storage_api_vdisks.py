@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_twisted
+from twisted.internet import defer
 
+from ovsd.dal.repository import UniqueConflict
 from ovsd.store.connection import Store
 from tests.storage_api_support import MiB, StorageNode, start_storage_node, stop_storage_node
 from tests.storage_support import assert_pattern, qemu_io, write
@@ -222,3 +224,57 @@ async def test_a_killed_driver_comes_back_with_every_export_and_its_data(node: S
     await assert_pattern(copy["info"]["nbd_uri"], 0, 0, MiB)
     # the tasks reach the new daemon
     assert await action(node, disks[5]["guid"], "create_snapshot", {"name": "after"})
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_creates_of_one_name_make_one_vdisk(node: StorageNode) -> None:
+    body = {"name": "twin", "size": 16 * MiB, "vpool_guid": vpool(node), "storagerouter_guid": node.router_guid}
+    replies = await defer.gatherResults([defer.ensureDeferred(node.call("POST", "/api/vdisks/", body))
+                                         for _ in range(8)])
+    reason = "A vDisk with name twin already exists in this vPool"
+    outcomes = []
+    for reply in replies:
+        if reply.status == 406:
+            assert reply.body["error_description"] == reason, reply.body
+            outcomes.append("refused")
+            continue
+        assert reply.status == 202, reply.body
+        record = await node.task(reply.body)
+        assert record["status"] in ("SUCCESS", "FAILURE"), record
+        if record["status"] == "FAILURE":
+            assert record["result"] == reason, record
+        outcomes.append("made" if record["status"] == "SUCCESS" else "refused")
+    assert outcomes.count("made") == 1 and outcomes.count("refused") == 7, outcomes
+    made = [v for v in await node.repo.load_all("vdisk") if v.data["name"] == "twin"]
+    assert len(made) == 1
+    # the losers' images and exports went with them: one image file, one export
+    images = os.listdir(os.path.join(node.directory, "images"))
+    assert images == [f"{made[0].guid}.qcow2"], images
+    await assert_pattern((await node.ok("GET", f"/api/vdisks/{made[0].guid}/"))["info"]["nbd_uri"], 0, 0, MiB)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_store_keeps_a_name_unique_within_its_vpool(node: StorageNode) -> None:
+    """Two writers of one name in one vPool, at once, straight into the repository: one lands, the other is
+    refused by the store itself; another vPool may hold the name; a rename onto a taken name is a 409."""
+    repo = node.repo
+    other_vpool = await repo.create("vpool", {"name": "other", "type": "LOCAL"})
+
+    def values(name: str, pool: str) -> dict[str, Any]:
+        return {"name": name, "size": MiB, "vpool_guid": pool}
+
+    outcomes = await defer.DeferredList([defer.ensureDeferred(repo.create("vdisk", values("same", vpool(node))))
+                                         for _ in range(2)], consumeErrors=True)
+    assert sorted(ok for ok, _ in outcomes) == [False, True]
+    failure = next(result for ok, result in outcomes if not ok)
+    assert failure.check(UniqueConflict) and failure.value.field == "name"
+    elsewhere = await repo.create("vdisk", values("same", other_vpool.guid))
+    second = await repo.create("vdisk", values("second", vpool(node)))
+    reply = await node.call("PATCH", f"/api/vdisks/{second.guid}/", {"name": "same"})
+    assert reply.status == 409 and reply.body["error"] == "conflict", reply.body
+    assert (await repo.get("vdisk", second.guid)).data["name"] == "second"
+    # a rename frees the old name; a delete frees the name
+    await node.ok("PATCH", f"/api/vdisks/{second.guid}/", {"name": "renamed"})
+    await repo.create("vdisk", values("second", vpool(node)))
+    await repo.delete("vdisk", elsewhere.guid)
+    assert (await repo.create("vdisk", values("same", other_vpool.guid))).data["name"] == "same"

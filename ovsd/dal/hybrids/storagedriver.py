@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import storagemeasure, unmeasured
+from ovsd.dal.hybrids import storagestats
 from ovsd.store import keys
 
 
@@ -20,7 +20,11 @@ def _live(field: str) -> Any:
 
 async def _stored_data(obj: Any, repo: Any) -> int:
     vdisks = await repo.get_many("vdisk", await repo.reverse_guids("storagedriver", obj.guid, "vdisks"))
-    return await storagemeasure.allocated(repo, [p for v in vdisks for p in storagemeasure.own_files(v.data)])
+    return await storagestats.stored(repo, vdisks)
+
+
+async def _itself(obj: Any, repo: Any) -> list[str]:
+    return [obj.guid]
 
 
 TYPE = ObjectType(
@@ -53,8 +57,9 @@ TYPE = ObjectType(
         dynamic_of("pid", int, 0, _live("pid"), "pid of its process on its node"),
         dynamic_of("restarts", int, 0, _live("restarts"), "restarts of its process after crashes"),
         dynamic_of("last_exit", str, 0, _live("last_exit"), "how its process last ended (exit code or signal)"),
-        dynamic_of("statistics", dict, 5, unmeasured.statistics,
-                   "Aggregated vDisk statistics (zeros until the data plane exists)"),
+        dynamic_of("statistics", dict, storagestats.TIMEOUT, storagestats.of_drivers(_itself),
+                   "I/O statistics of its process (its node's counters of the daemon: data_read, data_written, "
+                   "read_operations, write_operations) and their rates; the other counters are 0"),
         dynamic_of("stored_data", int, 60, _stored_data, "Bytes the images of the vDisks it serves take on disk"),
     ],
 )

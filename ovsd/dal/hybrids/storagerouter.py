@@ -3,7 +3,7 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import storagemeasure, unmeasured
+from ovsd.dal.hybrids import storagestats, unmeasured
 from ovsd.dal.status import storagerouter_status
 
 
@@ -34,8 +34,11 @@ async def _vmachines_guids(obj: Any, repo: Any) -> list[str]:
 
 
 async def _stored_data(obj: Any, repo: Any) -> int:
-    vdisks = await _served_vdisks(obj, repo)
-    return await storagemeasure.allocated(repo, [p for v in vdisks for p in storagemeasure.own_files(v.data)])
+    return await storagestats.stored(repo, await _served_vdisks(obj, repo))
+
+
+async def _drivers(obj: Any, repo: Any) -> list[str]:
+    return list(await repo.reverse_guids("storagerouter", obj.guid, "storagedrivers"))
 
 
 TYPE = ObjectType(
@@ -54,8 +57,8 @@ TYPE = ObjectType(
                         doc="The pMachine hosting this StorageRouter")],
     dynamics=[
         dynamic_of("status", str, 0, _status, "OK | WARNING | FAILURE | UNKNOWN, from the heartbeat ages"),
-        dynamic_of("statistics", dict, 5, unmeasured.statistics,
-                   "Aggregated vDisk statistics (zeros until the data plane exists)"),
+        dynamic_of("statistics", dict, storagestats.TIMEOUT, storagestats.of_drivers(_drivers),
+                   "I/O statistics: the sum of its StorageDrivers' counters, with its own rates"),
         dynamic_of("stored_data", int, 60, _stored_data, "Bytes the images of the vDisks served here take on disk"),
         dynamic_of("failover_mode", str, 60, unmeasured.unknown,
                    "Failover mode status (UNKNOWN until the data plane exists)"),

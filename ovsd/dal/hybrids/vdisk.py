@@ -9,7 +9,7 @@ read-only images that is the snapshot). The dynamics read them.
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import storagemeasure, unmeasured
+from ovsd.dal.hybrids import storagestats, unmeasured
 from ovsd.storage.launcher import nbd_uri
 
 
@@ -41,7 +41,7 @@ async def _info(obj: Any, repo: Any) -> dict[str, Any]:
     info: dict[str, Any] = {
         "volume_id": volume.get("export") or obj.guid, "namespace": obj.guid,
         "volume_size": int(volume.get("size") or 0), "lba_size": 512,
-        "stored": await storagemeasure.allocated(repo, storagemeasure.own_files(obj.data)),
+        "stored": await storagestats.stored(repo, [obj]),
         "object_type": "TEMPLATE" if volume.get("template") else "BASE",
         "parent_volume_id": obj.data.get("parent_vdisk_guid"),
         "parent_snapshot_id": obj.data.get("parentsnapshot"),
@@ -64,6 +64,10 @@ async def _storagedriver_id(obj: Any, repo: Any) -> Any:
 async def _storagerouter_guid(obj: Any, repo: Any) -> Any:
     driver = await _driver(obj, repo)
     return driver.data.get("storagerouter_guid") if driver else None
+
+
+async def _itself(obj: Any, repo: Any) -> list[str]:
+    return [obj.guid]
 
 
 async def _is_vtemplate(obj: Any, repo: Any) -> bool:
@@ -100,10 +104,13 @@ TYPE = ObjectType(
                    "in_backend, stored"),
         dynamic_of("info", dict, 60, _info,
                    "Volume information: size, stored (image allocation), object_type, nbd_uri to attach to"),
-        dynamic_of("statistics", dict, 5, unmeasured.statistics,
-                   "I/O statistics (zeros: qemu-storage-daemon 7.2 counts no I/O per export)"),
+        dynamic_of("statistics", dict, storagestats.TIMEOUT, storagestats.of_vdisks(_itself),
+                   "I/O statistics: data_written (distinct bytes written, from a dirty bitmap) and its rate; "
+                   "the other counters are 0 (qemu-storage-daemon 7.2 counts no I/O per export)"),
         dynamic_of("storagedriver_id", str, 60, _storagedriver_id, "StorageDriver serving the vDisk"),
         dynamic_of("storagerouter_guid", str, 15, _storagerouter_guid, "StorageRouter serving the vDisk"),
         dynamic_of("is_vtemplate", bool, 60, _is_vtemplate, "Whether the vDisk is a template"),
     ],
+    # the original refused a second vDisk of one devicename in a vPool; ovsd's devicename follows the name
+    unique_within={"name": "vpool_guid"},
 )

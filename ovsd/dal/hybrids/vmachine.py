@@ -3,7 +3,7 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, Relation, dynamic_of
-from ovsd.dal.hybrids import storagemeasure, unmeasured
+from ovsd.dal.hybrids import storagestats, unmeasured
 
 
 async def _vpools_guids(obj: Any, repo: Any) -> list[str]:
@@ -38,8 +38,11 @@ async def _snapshots(obj: Any, repo: Any) -> list[dict[str, Any]]:
 
 
 async def _stored_data(obj: Any, repo: Any) -> int:
-    disks = await _disks(obj, repo)
-    return await storagemeasure.allocated(repo, [p for d in disks for p in storagemeasure.own_files(d.data)])
+    return await storagestats.stored(repo, await _disks(obj, repo))
+
+
+async def _disk_guids(obj: Any, repo: Any) -> list[str]:
+    return list(await repo.reverse_guids("vmachine", obj.guid, "vdisks"))
 
 
 async def _storagerouters_guids(obj: Any, repo: Any) -> list[str]:
@@ -69,7 +72,8 @@ TYPE = ObjectType(
                    "Snapshots grouped by timestamp: those every one of its vDisks has"),
         dynamic_of("hypervisor_status", str, 300, unmeasured.unknown,
                    "Status on the hypervisor (UNKNOWN: ovsd has no hypervisor integration)"),
-        dynamic_of("statistics", dict, 5, unmeasured.statistics, "I/O statistics (zeros until the data plane exists)"),
+        dynamic_of("statistics", dict, storagestats.TIMEOUT, storagestats.of_vdisks(_disk_guids),
+                   "I/O statistics: the sum of its vDisks' counters, with its own rates"),
         dynamic_of("stored_data", int, 60, _stored_data, "Bytes its vDisks' images take on disk"),
         dynamic_of("failover_mode", str, 60, unmeasured.unknown, "Failover mode (UNKNOWN until the data plane exists)"),
         dynamic_of("storagerouters_guids", list, 15, _storagerouters_guids, "StorageRouters serving its vDisks"),

@@ -3,7 +3,7 @@
 from typing import Any
 
 from ovsd.dal.fields import ObjectType, Prop, dynamic_of
-from ovsd.dal.hybrids import storagemeasure, unmeasured
+from ovsd.dal.hybrids import storagestats
 
 
 async def _status(obj: Any, repo: Any) -> Any:
@@ -12,7 +12,12 @@ async def _status(obj: Any, repo: Any) -> Any:
 
 async def _stored_data(obj: Any, repo: Any) -> int:
     vdisks = await repo.get_many("vdisk", await repo.reverse_guids("vpool", obj.guid, "vdisks"))
-    return await storagemeasure.allocated(repo, [p for v in vdisks for p in storagemeasure.own_files(v.data)])
+    return await storagestats.stored(repo, vdisks)
+
+
+async def _drivers(obj: Any, repo: Any) -> list[str]:
+    return list(await repo.reverse_guids("vpool", obj.guid, "storagedrivers"))
+
 
 TYPE = ObjectType(
     kind="vpool",
@@ -33,8 +38,8 @@ TYPE = ObjectType(
     dynamics=[
         dynamic_of("status", str, 10, _status,
                    "INSTALLING, EXTENDING, RUNNING, SHRINKING, DELETING or FAILURE (null: a vPool ovsd did not add)"),
-        dynamic_of("statistics", dict, 5, unmeasured.statistics,
-                   "Aggregated vDisk statistics (zeros until the data plane exists)"),
+        dynamic_of("statistics", dict, storagestats.TIMEOUT, storagestats.of_drivers(_drivers),
+                   "I/O statistics: the sum of its StorageDrivers' counters, with its own rates"),
         dynamic_of("stored_data", int, 60, _stored_data, "Bytes its vDisks' images take on disk"),
     ],
     default_sort=("name",),

@@ -35,10 +35,6 @@ def zero_statistics(now: float) -> dict[str, Any]:
     return out
 
 
-async def statistics(obj: Any, repo: Any) -> dict[str, Any]:
-    return zero_statistics(repo.now())
-
-
 async def stored_data(obj: Any, repo: Any) -> int:
     return 0
 

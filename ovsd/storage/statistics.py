@@ -20,7 +20,9 @@ only three things are measured; every other counter of the era's dictionary is 0
   a write (in the snapshot's own transaction; before the export after a create, rollback, clone or
   replay), so no write is missed; a top without one gets it at the next :meth:`WrittenTracker.sample`.
   A daemon restart loses its bitmaps: the tracker keeps what it had last read, writes after
-  that read and before the restart are lost. A new tracker starts at 0. Merging a snapshot away
+  that read and before the restart are lost. A new tracker counts what the bitmaps of the vDisk's open
+  images (its top and the tops its snapshots froze) hold. A rollback closes the top it drops: writes to
+  it after the last sample are not counted. Merging a snapshot away
   (``block-stream``) writes into the image above it, and those bytes count as written.
 - every other counter: 0 (:data:`UNMEASURED_VDISK`).
 
@@ -299,13 +301,16 @@ class WrittenTracker:
                 else:
                     # closed, or its daemon restarted: what it had counted is kept
                     written.gone += written.live.pop(name)
-            if top not in written.live and not vdisk.template:
-                if top in counted:
-                    # the daemon put the bitmap on with the top (create, snapshot, rollback, clone, replay)
-                    written.live[top] = counted[top]
-                elif top in allocated and await self._add_bitmap(session, top):
-                    written.live[top] = 0
             mine = own_images(vdisk, (origins or {}).get(vdisk.guid, ()))
+            for name in map(node_name, mine):
+                if name in counted:
+                    # the daemon put the bitmap on each top it made (create, snapshot, rollback, clone,
+                    # replay), and a top a snapshot froze keeps its count: one replaced before any sample
+                    # saw it is counted too
+                    written.live[name] = counted[name]
+            if top not in written.live and not vdisk.template and top in allocated:
+                if await self._add_bitmap(session, top):
+                    written.live[top] = 0
             stored = sum(allocated.get(node_name(path), 0) for path in mine)
             out[vdisk.guid] = VDiskSample(vdisk.guid, stored, written.total)
         for guid in set(self._written) - {v.guid for v in vdisks}:

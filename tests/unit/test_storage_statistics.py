@@ -208,3 +208,26 @@ async def test_previous_samples_in_the_store_are_shared_and_expire(store: Store)
     assert shared["data_written_ps"] == 10
     await store.execute("SET", "ovs:test:garbage", "not json")
     assert await samples.get("ovs:test:garbage") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_new_top_counts_from_its_first_write_without_a_sample_in_between(daemon: Daemon) -> None:
+    # the daemon puts the bitmap on each new top before it takes a write (the snapshot's own transaction;
+    # before the export after a create, rollback or clone): no sample or track call is needed in between
+    driver = daemon.driver
+    assert driver is not None
+    tracker = st.WrittenTracker()
+    await driver.create(new_vdisk(daemon, "vd1"))
+    uri = daemon.uri("vd1")
+    await write(uri, 0x11, 0, MiB)
+    _, snapshot = await driver.snapshot("vd1")
+    await write(uri, 0x22, 0, MiB)
+    assert (await sample(daemon, tracker))["vd1"].data_written == 2 * MiB
+
+    await driver.rollback("vd1", snapshot)
+    await write(uri, 0x33, 2 * MiB, MiB)
+    clone = await driver.clone(new_vdisk(daemon, "clone"), snapshot)
+    await write(daemon.uri("clone"), 0x44, 0, 2 * MiB)
+    both = await sample(daemon, tracker, {"clone": snapshot})
+    assert both["vd1"].data_written == 3 * MiB and both["clone"].data_written == 2 * MiB
+    assert clone.guid == "clone"

@@ -11,7 +11,7 @@ fi
 # the benchmarks (bare_klein.py is the baseline server they start; common.py, throughput.py shared pieces)
 BENCHMARKS=(bench/api_metadata.py bench/api_object.py bench/vdisk_lists.py bench/driver_restart.py
             bench/failure_detection.py bench/messages_fanout.py bench/task_roundtrip.py bench/nbd_ratio.py
-            bench/storage_ops.py)
+            bench/storage_ops.py bench/storage_api.py)
 status=0
 for bench in "${BENCHMARKS[@]}"; do
   echo "### $bench"

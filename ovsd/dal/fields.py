@@ -154,7 +154,8 @@ class ObjectType:
             (p.name, False if data.get(p.name) is None else str(data[p.name])) for p in self.unique_props]
         for prop, scope in self.unique_within.items():
             value, owner = data.get(prop), data.get(scope)
-            found.append((f"{prop}@{scope}", False if value is None or owner is None else f"{owner}/{value}"))
+            found.append(within_key(prop, scope, owner, value) if value is not None and owner is not None
+                         else (f"{prop}@{scope}", False))
         return found
 
     @property
@@ -166,6 +167,11 @@ class ObjectType:
         names = {p.name for p in self.props if p.writable}
         names |= {r.key for r in self.relations if r.writable}
         return names
+
+
+def within_key(prop: str, scope: str, owner: Any, value: Any) -> tuple[str, str]:
+    """The unique key (field, text) of a ``unique_within`` value: what ``Repository.find`` looks up."""
+    return f"{prop}@{scope}", f"{owner}/{value}"
 
 
 async def no_data_yet(obj: DataObject, repo: Repository) -> Any:

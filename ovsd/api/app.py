@@ -1,11 +1,10 @@
 """The Klein application: routing, the contract's error shape, and the guard every call passes.
 
-Declared endpoints (ovsd/api/declare.py) are routed by the route table: the site's root resource hands
-``/api/<path>`` to ``render_declared`` directly, and Klein serves the static routes (``/api``, the token
-endpoint) and the paths the route table does not take (its generic ``/api/<path>`` route is the same
-dispatch). A declared call passes,
-in order: route (404/405, OPTIONS), store (503), version (406), token (401), roles (403), object key
-(404), parameters (400/406), then the handler.
+Every path under ``/api`` is routed by the route table (``/api`` itself and the token endpoint are declared
+endpoints like the others): the site's root resource hands it to ``render_declared``; Klein only answers 404
+for paths outside the API. A call passes, in order: route (404/405, OPTIONS), readiness (503 not_ready),
+store (503), version (406), token (401), roles (403), object key (404), parameters (400/406), then the
+handler.
 """
 
 from __future__ import annotations
@@ -20,12 +19,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import NO_BODY_CODES
 from twisted.web.server import NOT_DONE_YET, Request
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import NotFound
 
 from ovsd.api.call import Call
 from ovsd.api.cors import CorsPolicy
 from ovsd.api.declare import Endpoint, Registry, load_views
-from ovsd.api.dispatch import ALWAYS_ALLOWED, Resolved, RouteTable
+from ovsd.api.dispatch import Resolved, RouteTable
 from ovsd.api.errors import (
     ApiError,
     from_auth_error,
@@ -37,7 +36,7 @@ from ovsd.api.errors import (
     store_unavailable,
 )
 from ovsd.api.html import LinkResolver, render_page
-from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, declared_path, run_to_end
+from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, api_path
 from ovsd.api.metadata import api_metadata, storagerouter_ips
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
 from ovsd.api.oauth2 import token_endpoint
@@ -97,8 +96,6 @@ def error_response(err: ApiError) -> Response:
     return Response(err.body(), err.status, err.headers)
 
 
-#: paths under /api/ that are Klein routes of their own (``ApiApp.metadata``, ``ApiApp.oauth2_token``)
-STATIC_ROUTES = frozenset({"oauth2/token", "oauth2/token/"})
 
 
 def _send(request: Request, body: bytes) -> None:
@@ -136,11 +133,19 @@ class ApiApp:
             method="GET", kind="link", path="/api/openapi.json", roles=(), token=False, authenticates=False,
             versioned=False, returns="value", needs_store=False, handler=self._openapi, summary="This OpenAPI document",
         )
-        self.metadata_endpoint = Endpoint(  # served by the static route below; declared for the document
+        self.metadata_endpoint = Endpoint(
             method="GET", kind="link", path="/api/", roles=(), token=False, authenticates=False,
             versioned=False, returns="object", handler=self._metadata, summary="What the API is and who the caller is",
+            before_ready=True,
         )
-        self.routes = RouteTable([*self.registry.endpoints(), self.openapi_endpoint])
+        self.token_endpoint = Endpoint(
+            method="POST", kind="action", path="/api/oauth2/token/", roles=(), token=False, authenticates=False,
+            versioned=False, returns="object", handler=self._token,
+            summary="OAuth 2 token endpoint: password and client_credentials grants (form body)",
+        )
+        self.routes = RouteTable(
+            [*self.registry.endpoints(), self.openapi_endpoint, self.metadata_endpoint, self.token_endpoint],
+        )
         self.links = LinkResolver(self.registry.resources().values())
         self._openapi_document: dict[str, Any] | None = None
 
@@ -149,19 +154,11 @@ class ApiApp:
         return await storagerouter_ips(self.context)
 
     # --- the guard around every handler ----------------------------------------------------------------
-    async def serve(
-        self, request: Request, handler: Handler, needs_store: bool = True, before_ready: bool = False,
-    ) -> bytes:
-        """Run a handler and turn every outcome into a contract-shaped response.
-
-        Until the node is bootstrapped only ``before_ready`` routes (``GET /api``) are served: anything else,
-        a grant above all, would be answered from a store that is not complete yet.
-        """
+    async def serve(self, request: Request, handler: Handler, needs_store: bool = True) -> bytes:
+        """Run a handler and turn every outcome into a contract-shaped response."""
         if self.site is not None:
             self.site.request_started(request)
         try:
-            if not before_ready and not self.context.readiness.ready:
-                raise not_ready()
             if needs_store and not self.context.store.available:
                 raise store_unavailable()
             result = await handler(request)
@@ -235,6 +232,10 @@ class ApiApp:
         endpoint = resolved.route.endpoint_for(request.method)
         if endpoint.cancellable and isinstance(request, ApiRequest):
             request.cancel_on_hangup()
+        if not endpoint.before_ready and not self.context.readiness.ready:
+            # until the node is bootstrapped only GET /api answers: anything else, a grant above all, would be
+            # answered from a store that is not complete yet (a right password refused, counted as a failure)
+            raise not_ready()
         if endpoint.needs_store and not self.context.store.available:
             raise store_unavailable()
         version = negotiated_version(endpoint, self.negotiator.media(request))
@@ -306,7 +307,7 @@ class ApiApp:
         """The OpenAPI document of this app (built once: declarations do not change while serving)."""
         if self._openapi_document is None:
             self._openapi_document = openapi_document(
-                [self.metadata_endpoint, self.openapi_endpoint, *self.registry.endpoints()],
+                [self.metadata_endpoint, self.token_endpoint, self.openapi_endpoint, *self.registry.endpoints()],
                 self.registry.resources().values(),
             )
         return self._openapi_document
@@ -317,35 +318,20 @@ class ApiApp:
     async def _metadata(self, call: Call) -> dict[str, Any]:
         return await api_metadata(self.context, call.request)
 
-    # --- routes ----------------------------------------------------------------------------------------
-    @app.route("/api", methods=["GET"], strict_slashes=False)
-    async def metadata(self, request: Request) -> bytes:
-        return await self.serve(request, lambda r: api_metadata(self.context, r), before_ready=True)
-
-    @app.route("/api/oauth2/token", methods=["POST"], strict_slashes=False)
-    def oauth2_token(self, request: Request) -> defer.Deferred[bytes]:
-        # a grant runs to its end even when its client goes away (Klein would cancel it): it counts failed
-        # passwords and issues tokens, and must not stop between the two
-        return run_to_end(request, self.serve(request, lambda r: token_endpoint(self.context, r)))
-
-    @app.route("/api/<path:rest>", merge_slashes=False)
-    async def declared(self, request: Request, rest: str) -> bytes:
-        return await self.serve(request, lambda r: self.dispatch(r, rest), needs_store=False)
+    async def _token(self, call: Call) -> dict[str, Any]:
+        return await token_endpoint(self.context, call.request)
 
     def render_declared(self, request: Request) -> Any:
-        """Serve a declared endpoint without Klein's routing (None: not a declared endpoint's path).
+        """Serve every path under ``/api`` through the route table (None: not an API path).
 
-        The route table is the router of declared endpoints; Klein's per-request binding and matching only
-        found ``declared`` above again, for nearly a third of the CPU of an object fetch. What Klein did
-        around it is kept: the handler is cancelled when the client goes away, and nothing is written then.
+        The route table is the API's one router: Klein's per-request binding and matching cost nearly a third
+        of the CPU of an object fetch, and two routers meant two sets of rules. Klein is left the paths
+        outside the API (its 404). A handler is cancelled when its client goes away only if its endpoint is
+        cancellable (dispatch arms that), and nothing is written then.
         """
-        rest = declared_path(request.path, STATIC_ROUTES)
+        rest = api_path(request.path)
         if rest is None:
-            # Klein answers a path that is not UTF-8 in plain text; the contract's 400 names the segment
-            refusal = path_problem(request.path) if request.path.startswith(b"/api/") else None
-            if refusal is None:
-                return None
-            rest = ""  # never routed: dispatch refuses the path first
+            return None
         d = defer.Deferred.fromCoroutine(self.serve(request, lambda r: self.dispatch(r, rest), needs_store=False))
         if isinstance(request, ApiRequest):
             request.track(d)  # dispatch arms the hang-up once it knows the endpoint may be cancelled
@@ -358,14 +344,3 @@ class ApiApp:
             404, "not_found", f"No route for {request.path.decode('utf-8', 'replace')}",
         )))
 
-    @app.handle_errors(MethodNotAllowed)
-    def method_not_allowed(self, request: Any, failure: Failure) -> Any:
-        exc = failure.value
-        assert isinstance(exc, MethodNotAllowed)
-        allowed = ", ".join(sorted({*(exc.valid_methods or []), *ALWAYS_ALLOWED}))
-        if request.method == b"OPTIONS":
-            return defer.ensureDeferred(self.serve(request, lambda r: self.options(r, allowed), needs_store=False))
-        return self.render(request, error_response(ApiError(
-            405, "method_not_allowed", f"Method {request.method.decode()} is not allowed here",
-            {"Allow": allowed},
-        )))

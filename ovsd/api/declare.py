@@ -102,9 +102,9 @@ class Endpoint:
     """One method on one path, with everything the dispatcher checks before the handler runs."""
 
     __slots__ = (
-        "allowed_fields", "authenticates", "cancellable", "content_types", "handler", "kind", "method", "name",
-        "needs_store", "params", "path", "path_params", "read_ahead", "resource", "returns", "role_set", "roles",
-        "roles_refusal", "status", "summary", "token", "versioned", "versions",
+        "allowed_fields", "authenticates", "before_ready", "cancellable", "content_types", "handler", "kind",
+        "method", "name", "needs_store", "params", "path", "path_params", "read_ahead", "resource", "returns",
+        "role_set", "roles", "roles_refusal", "status", "summary", "token", "versioned", "versions",
     )
 
     def __init__(
@@ -114,7 +114,7 @@ class Endpoint:
         authenticates: bool = True, versioned: bool = True, params: Iterable[Param] = (),
         fields: Iterable[str] | None = None, returns: Returns = "object", summary: str = "",
         status: int | None = None, needs_store: bool = True, read_ahead: Reader | None = None,
-        cancellable: bool | None = None,
+        cancellable: bool | None = None, before_ready: bool = False,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown endpoint kind {kind!r}")
@@ -165,6 +165,8 @@ class Endpoint:
         self.cancellable = self.method in ("GET", "HEAD") if cancellable is None else cancellable
         if self.cancellable and self.method not in ("GET", "HEAD"):
             raise ValueError(f"{self.method} changes something: a hang-up must not stop it half-way")
+        # served while the node is still starting (GET /api: it says whether the node is ready)
+        self.before_ready = before_ready
         self.content_types = {v: f"application/json; version={v}" for v in range(low, high + 1)}
         self.path, self.path_params = _template(path, resource, kind, name)
 

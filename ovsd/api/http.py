@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any, BinaryIO, TypeVar
 
@@ -204,20 +204,6 @@ class ApiChannel(BadRequestHook, http.HTTPChannel):
         # deadline sooner, which Twisted's reactor does with a linear search of every timer
         self.setTimeout(None)
         self.setTimeout(self.abortTimeout)
-
-
-def run_to_end(request: http.Request, work: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
-    """``work`` as a Deferred that a cancel does not stop: the caller stops waiting, the work runs to its end.
-
-    For the routes Klein serves, which cancel their handler when the client goes away: a grant that is
-    counting a failed password or issuing a token must finish what it started.
-    """
-    inner = defer.Deferred.fromCoroutine(work)
-    if isinstance(request, ApiRequest):
-        request.track(inner)
-    outer: defer.Deferred[T] = defer.Deferred()
-    inner.chainDeferred(outer)  # once outer is cancelled, inner's result is dropped (the client is gone)
-    return outer
 
 
 def answer_internal_error(request: http.Request, failure: Failure) -> None:
@@ -451,13 +437,13 @@ class ApiResource(resource.Resource):
         return self.app.render(request)
 
 
-def declared_path(path: bytes, static: frozenset[str]) -> str | None:
-    """The part after ``/api/`` of a request path, decoded as Klein decodes it (each segment unquoted, then
-    UTF-8), or None when Klein must route it: not under /api/, empty, starting with a slash, not UTF-8, or
-    one of the ``static`` routes."""
+def api_path(path: bytes) -> str | None:
+    """The part after ``/api/`` of a request path (``""`` for ``/api`` itself), decoded as Klein decodes paths
+    (each segment unquoted, then UTF-8), or None for a path outside the API. A path that is not UTF-8 is
+    refused by dispatch with a 400 naming the segment; it gets a rest that names nothing, never a route."""
+    if path == b"/api":
+        return ""
     if not path.startswith(b"/api/"):
         return None
     rest = klein_path(path[5:])
-    if not rest or rest.startswith("/") or rest in static:
-        return None
-    return rest
+    return rest if rest is not None else "//"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest_twisted
 
-from ovsd.api.http import declared_path
+from ovsd.api.http import api_path
 from ovsd.store.connection import Store
 from tests.conftest import ApiHarness
 from tests.unit.api_framework_support import CORS_ORIGIN, TEMPLATE, WIDGET, headers, serving
@@ -112,8 +112,7 @@ async def test_declared_paths_are_decoded_like_every_other_path(api: ApiHarness)
     # twisted.web unquotes each segment and Klein joins them with slashes: an encoded slash is a slash
     status, body, _ = await api.request("GET", f"/api/widgets%2F{WIDGET}/", headers=headers())
     assert (status, body["key"]) == (200, WIDGET)
-    # the token endpoint keeps its own route, with and without the slash (the declared router has no such
-    # path and would answer 404; this harness has no token service, hence 503)
+    # the token endpoint is routed with and without the slash (this harness has no token service, hence 503)
     for path in ("/api/oauth2/token", "/api/oauth2/token/"):
         status, body, _ = await api.request("POST", path, data={"grant_type": "nonsense"})
         assert (status, body["error"]) == (503, "store_unavailable"), path
@@ -121,13 +120,15 @@ async def test_declared_paths_are_decoded_like_every_other_path(api: ApiHarness)
     assert status == 400
 
 
-def test_declared_path_leaves_static_and_odd_paths_to_klein() -> None:
-    static = frozenset({"oauth2/token", "oauth2/token/"})
-    assert declared_path(b"/api/widgets/", static) == "widgets/"
-    assert declared_path(b"/api/a%2Fb/%C3%A9", static) == "a/b/\u00e9"
-    for path in (b"/api", b"/api/", b"/apis/x", b"/api//x", b"/api/oauth2/token", b"/api/oauth2/token/",
-                 b"/api/%FF", b"/other"):
-        assert declared_path(path, static) is None, path
+def test_every_api_path_goes_to_the_route_table_and_only_api_paths() -> None:
+    assert api_path(b"/api/widgets/") == "widgets/"
+    assert api_path(b"/api/a%2Fb/%C3%A9") == "a/b/\u00e9"
+    assert api_path(b"/api") == api_path(b"/api/") == ""
+    assert api_path(b"/api/oauth2/token/") == "oauth2/token/"
+    assert api_path(b"/api//x") == "/x"  # the route table answers 404: an empty segment names nothing
+    assert api_path(b"/api/%FF") == "//"  # names nothing; dispatch refuses it first (400 naming the segment)
+    for path in (b"/apis/x", b"/other", b"/", b"/index.html"):
+        assert api_path(path) is None, path
 
 
 @pytest_twisted.ensureDeferred

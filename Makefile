@@ -48,7 +48,7 @@ run: $(STAMP) qemu
 	OVSD_NODE_DATA_DIR=$(DATA) exec $(BIN)/twistd --pidfile= -n ovsd -c etc/ovsd.toml
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check ovsd tests bench twisted setup.py
+	$(BIN)/ruff check ovsd tests bench devnode twisted setup.py
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy ovsd

@@ -3,7 +3,7 @@
 Not a benchmark itself (``bench/run.sh`` does not run it); ``throughput.py`` adds the wrk comparison with
 the bare Klein baseline. A benchmark builds on these pieces:
 
-- ``running_node(workdir)``: a real ``twistd -n ovsd`` (``tests.support.TwistdNode``) answering ``GET /api``,
+- ``running_node(workdir)``: a real ``twistd -n ovsd`` (``devnode.TwistdNode``) answering ``GET /api``,
   stopped on the way out;
 - ``password_token(node)``: a bearer token of the admin (password grant);
 - ``seed(node, build)``: runs ``build(repository)`` against the node's own store with a Repository on its
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import TwistdNode  # noqa: E402
+from devnode import ADMIN_PASSWORD, TwistdNode  # noqa: E402
 
 if TYPE_CHECKING:
     from ovsd.dal.repository import Repository
@@ -43,7 +43,6 @@ T = TypeVar("T")
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-ADMIN_PASSWORD = "admin-secret-pw"  # what tests.support configures for the node
 
 Alive = Callable[[], "str | None"]
 

@@ -37,12 +37,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import TwistdNode, free_port, valkey_server  # noqa: E402
+from devnode import ADMIN_PASSWORD, TwistdNode, free_port, valkey_server  # noqa: E402
 
 BUDGET_S = 4.0
 ROUNDS = 5
 AGENT = {"heartbeat_interval": 1.0, "warning_after": 2.0, "failure_after": 3.0}
-PASSWORD = "admin-secret-pw"  # what tests.support configures
+PASSWORD = ADMIN_PASSWORD  # what devnode configures
 SID = 4242000001
 TIMEOUT = 20.0
 

@@ -66,9 +66,9 @@ for _path in (REPO, REPO / "bench"):
 from common import BenchError, percentile, rss_kb, verdict  # noqa: E402
 from ready_node import ReadyNode, bare_tls_connection_kb, twistd  # noqa: E402
 
+from devnode import free_port, raw_store_command, valkey_server  # noqa: E402
 from ovsd.store import keys  # noqa: E402
 from ovsd.store.connection import load_lua  # noqa: E402
-from tests.support import free_port, raw_store_command, valkey_server  # noqa: E402
 
 RSS_BUDGET_KB = 15.0
 FANOUT_P50_BUDGET_MS = 1000.0
@@ -179,7 +179,7 @@ class Api:
         return int(self.get(f"/api/messages/{FIRST_SID - 1}/last/"))
 
     def active_waits(self) -> int:
-        name = self.node.data_dir.name  # tests.support names the node after its data dir
+        name = self.node.data_dir.name  # devnode names the node after its data dir
         for entry in self.get("/api/statistics/")["nodes"]:
             if entry["node"] == name:
                 return int(entry["active_waits"])

@@ -45,11 +45,11 @@ if str(REPO) not in sys.path:
 
 from twisted.internet import defer, task  # noqa: E402
 
+from devnode import free_port  # noqa: E402
 from ovsd.storage import images  # noqa: E402
 from ovsd.storage.daemon import DriverDaemon  # noqa: E402
 from ovsd.storage.launcher import command_line, nbd_uri, wait_for_session  # noqa: E402
 from ovsd.storage.vdisk import VDisk  # noqa: E402
-from tests.support import free_port  # noqa: E402
 
 MiB = 1024 * 1024
 BLOCK = 4 * MiB

@@ -1,7 +1,7 @@
 """A node process for the work benchmarks, started on a free port and ready once it told systemd so; and the
 bare Klein baseline's cost of an idle TLS connection.
 
-Not a benchmark itself. ``ReadyNode(workdir, argv)`` writes a node configuration (``tests.support``:
+Not a benchmark itself. ``ReadyNode(workdir, argv)`` writes a node configuration (``devnode``:
 127.0.0.1, embedded Valkey, an admin password, log level warn) and runs ``argv + [config]`` with
 ``NOTIFY_SOCKET`` set, so "ready" is the daemon's own READY=1 (API listening, store up, bootstrap and
 registration done), not a guess from polling. ``twistd(workdir)`` is the daemon as systemd runs it.
@@ -21,7 +21,7 @@ from typing import Any
 
 from common import BenchError, rss_kb, stop_process, token_at, wait_answer
 
-from tests.support import BIN, free_port, node_sections, write_config
+from devnode import BIN, free_port, node_sections, write_config
 
 READY_TIMEOUT = 60.0
 

@@ -50,7 +50,7 @@ from aio_https import Connection, open_all  # noqa: E402
 from common import BenchError, api_headers, percentile, verdict  # noqa: E402
 from ready_node import python_node  # noqa: E402
 
-from tests.support import node_sections, write_config  # noqa: E402
+from devnode import node_sections, write_config  # noqa: E402
 
 BUDGET_P50_MS = 5.0
 WARMUP = 50

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import REPO, Answer, BenchError, Node, stop_process, wait_answer
 
-from tests.support import free_port
+from devnode import free_port
 
 WARMUP_SECONDS = 2
 THREADS = 2

@@ -29,3 +29,16 @@ def test_the_domain_never_imports_the_api(package: str) -> None:
         for path in (OVSD / package).rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+BENCH = OVSD.parent / "bench"
+
+
+def test_the_benchmarks_never_import_the_test_suite() -> None:
+    # a benchmark shares real nodes and stores with the tests through devnode, never through tests/
+    offenders = {
+        path.name: sorted(m for m in imported_modules(path) if m == "tests" or m.startswith("tests."))
+        for path in BENCH.glob("*.py")
+    }
+    assert sorted(offenders) != [], "no benchmark found to check"
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -96,7 +96,7 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
     store.setServiceParent(top)
     context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds(),
                           readiness=Readiness(ready=False))
-    repository = Repository(context, clock=reactor.seconds)
+    repository = Repository(store, clock=reactor.seconds, reactor=reactor, thresholds=config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     load_controllers()  # their @task declarations must be registered before the worker starts

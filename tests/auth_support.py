@@ -110,7 +110,7 @@ async def auth_nodes(store: Store, tmp_path: Path) -> AsyncIterator[NodeFactory]
         context = NodeContext(config=config, store=store, reactor=reactor)
         clock = Clock()
         clock.advance(START)
-        repository = Repository(context, clock=clock.seconds)
+        repository = Repository(context.store, clock=clock.seconds, reactor=reactor, thresholds=context.config.agent)
         authenticator = BearerAuthenticator(repository)
         context.repository = repository
         context.authenticator = authenticator

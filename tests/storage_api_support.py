@@ -128,7 +128,7 @@ async def start_storage_node(store: Store, name: str, tool_search: str | None = 
                          storagedriver={"command": ["sleep", "infinity"], "stop_grace": 2.0, "max_restarts": 3})
     prepare_data_dir(config)
     context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
-    repository = Repository(context, clock=reactor.seconds)
+    repository = Repository(context.store, clock=reactor.seconds, reactor=reactor, thresholds=context.config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     await bootstrap(repository, config)

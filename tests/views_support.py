@@ -186,7 +186,7 @@ async def views_node(store: Store, tmp_path: Path) -> AsyncIterator[ViewsNode]:
     config = node_config(data_dir)
     prepare_data_dir(config)
     context = NodeContext(config=config, store=store, reactor=reactor)
-    repository = Repository(context, clock=reactor.seconds)
+    repository = Repository(store, clock=reactor.seconds, reactor=reactor, thresholds=config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     await bootstrap(repository, config)

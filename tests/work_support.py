@@ -172,7 +172,7 @@ async def start_work_node(
     config = node_config(data_dir, node=node, **sections)
     prepare_data_dir(config)
     context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
-    repository = Repository(context, clock=reactor.seconds)
+    repository = Repository(context.store, clock=reactor.seconds, reactor=reactor, thresholds=context.config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     await bootstrap(repository, config)

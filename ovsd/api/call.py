@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.web.server import Request
@@ -11,8 +11,12 @@ from ovsd.api.params import MISSING, body_of
 from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
 
-if TYPE_CHECKING:
-    from ovsd.api.declare import Endpoint
+
+class Declared(Protocol):
+    """What a call knows of the endpoint it was routed to (ovsd.api.declare.Endpoint, which imports Call)."""
+
+    @property
+    def path(self) -> str: ...
 
 
 class Call:
@@ -30,7 +34,7 @@ class Call:
     )
 
     def __init__(
-        self, request: Request, context: NodeContext, endpoint: Endpoint, identity: Identity | None,
+        self, request: Request, context: NodeContext, endpoint: Declared, identity: Identity | None,
         version: int, key: str | int | None, path_args: dict[str, Any] | None = None,
     ) -> None:
         self.request = request

@@ -6,14 +6,21 @@ answer is kept (bounded: an endless variety of headers cannot grow the memory).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from twisted.web.server import Request
 
 from ovsd.api.errors import ApiError
 
-if TYPE_CHECKING:
-    from ovsd.api.declare import Endpoint
+
+class VersionRange(Protocol):
+    """What negotiation reads of an endpoint (ovsd.api.declare.Endpoint, which imports this module)."""
+
+    @property
+    def versions(self) -> tuple[int, int]: ...
+
+    @property
+    def versioned(self) -> bool: ...
 
 # the API versions this node speaks (contract §2); the metadata root lists them
 VERSIONS = (1, 2)
@@ -88,7 +95,7 @@ class Negotiator:
         return found
 
 
-def negotiated_version(endpoint: Endpoint, media: Media) -> int:
+def negotiated_version(endpoint: VersionRange, media: Media) -> int:
     """The version a call is served in; 406 when it is missing or outside the endpoint's range.
 
     Unversioned endpoints and html pages are served in the endpoint's highest version. ``*`` is the

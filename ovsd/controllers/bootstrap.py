@@ -65,7 +65,7 @@ async def bootstrap(repository: Repository, config: Config) -> None:
     owner = uuid.uuid4().hex
     while await store.execute("SET", keys.bootstrap_lock(), owner, "NX", "EX", LOCK_SECONDS) is None:
         # another node is bootstrapping: wait for it, then find its work done and skip it
-        await deferLater(repository.context.reactor, LOCK_POLL, lambda: None)
+        await deferLater(repository.reactor, LOCK_POLL, lambda: None)
     try:
         roles = {code: await _ensure_role(repository, code, name, description) for code, name, description in ROLES}
         groups = {

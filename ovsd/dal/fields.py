@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ovsd.dal.text import nested_problem, string_problem
-
-if TYPE_CHECKING:
-    from ovsd.dal.repository import DataObject, Repository
 
 _MISSING: Any = object()
 
@@ -103,7 +100,9 @@ class ReverseRelation:
         return f"{self.name}_guids"
 
 
-Compute = Callable[["DataObject", "Repository"], Awaitable[Any]]
+# (the object, the repository) -> its value. Typed loosely: the repository is built from these declarations, so
+# naming its classes here would be an import circle; hybrids annotate their compute functions with Any too
+Compute = Callable[[Any, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -174,7 +173,7 @@ def within_key(prop: str, scope: str, owner: Any, value: Any) -> tuple[str, str]
     return f"{prop}@{scope}", f"{owner}/{value}"
 
 
-async def no_data_yet(obj: DataObject, repo: Repository) -> Any:
+async def no_data_yet(obj: Any, repo: Any) -> Any:
     """A dynamic whose data comes from a subsystem that is not there yet: null, never invented data."""
     return None
 

@@ -69,7 +69,7 @@ async def upgrade(repository: Repository) -> None:
     store = repository.store
     owner = uuid.uuid4().hex
     while await store.execute("SET", keys.SCHEMA_LOCK, owner, "NX", "PX", LOCK_MS) is None:
-        await deferLater(repository.context.reactor, LOCK_POLL, lambda: None)
+        await deferLater(repository.reactor, LOCK_POLL, lambda: None)
         if await schema_version(repository) >= SCHEMA_VERSION:
             return await upgrade(repository)  # another node migrated it (or a newer one wrote it): check again
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import reactor as global_reactor
 from twisted.logger import Logger
 
 from ovsd.dal import batch
@@ -34,12 +35,13 @@ from ovsd.dal.objects import (
     relation_guids,
 )
 from ovsd.dal.registry import TYPES
+from ovsd.dal.status import DEFAULT_THRESHOLDS, Thresholds
 from ovsd.dal.text import unstorable
 from ovsd.store import keys
 from ovsd.store.connection import load_lua
 
 if TYPE_CHECKING:
-    from ovsd.context import NodeContext
+    from ovsd.store.connection import Store
 
 log = Logger()
 
@@ -55,10 +57,16 @@ MAX_UPDATE_ATTEMPTS = 200
 class Repository:
     """All access to stored objects goes through here (views → controllers → repository → store)."""
 
-    def __init__(self, context: NodeContext, clock: Callable[[], float] | None = None) -> None:
-        self.context = context
-        self.store = context.store
+    def __init__(
+        self, store: Store, clock: Callable[[], float] | None = None, reactor: Any = None,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    ) -> None:
+        self.store = store
         self._clock = clock or time.time
+        # the reactor for the object model's timed waits and its file work in threads (dynamics)
+        self.reactor = reactor if reactor is not None else global_reactor
+        # when a StorageRouter's heartbeats make it WARNING or FAILURE (the node's agent.* configuration)
+        self.thresholds = thresholds
         self.types = TYPES
         #: counters for /api/statistics: object/list/dynamic loads, hits and misses
         self.counters: Counter[str] = Counter()

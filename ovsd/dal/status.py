@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 OK = "OK"
@@ -17,6 +18,16 @@ class Thresholds(Protocol):
 
     @property
     def failure_after(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class StatusThresholds:
+    warning_after: float
+    failure_after: float
+
+
+#: the configuration's defaults (agent.warning_after / agent.failure_after)
+DEFAULT_THRESHOLDS = StatusThresholds(warning_after=15.0, failure_after=30.0)
 
 
 def storagerouter_status(heartbeats: Mapping[str, Any], now: float, thresholds: Thresholds) -> str:

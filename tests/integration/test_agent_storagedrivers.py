@@ -19,8 +19,6 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
-from ovsd.config import load
-from ovsd.context import NodeContext
 from ovsd.dal.repository import Repository
 from ovsd.store.connection import Store
 from tests.cluster_support import Session, SharedStore, StartDaemon, daemon, shared_store
@@ -37,7 +35,7 @@ async def model(tmp_path: Path, shared_store: SharedStore) -> AsyncIterator[Repo
     store = Store(shared_store.url, tmp_path / "unused", reactor)
     store.startService()
     await store.wait_until_available(interval=0.05)
-    yield Repository(NodeContext(config=load(None, environ={}), store=store, reactor=reactor))
+    yield Repository(store, reactor=reactor)
     await store.stopService()
 
 

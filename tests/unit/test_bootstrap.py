@@ -12,7 +12,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from ovsd.auth.accounts import delete_client
 from ovsd.auth.passwords import verify_password
-from ovsd.context import NodeContext
+from ovsd.config import Config
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.dal.grants import grants_of, revoke_all, role_guids_of
 from ovsd.dal.repository import Repository
@@ -20,11 +20,16 @@ from ovsd.store import keys
 from ovsd.store.connection import Store
 from tests.conftest import node_config
 
+#: the configuration each test repository's node has (bootstrap reads the admin password and names from it)
+CONFIGS: dict[int, Config] = {}
+
 
 def _repository(store: Store, data_dir: Path, **sections: dict[str, Any]) -> Repository:
     data_dir.mkdir(parents=True, exist_ok=True)
     config = node_config(data_dir, **sections)
-    return Repository(NodeContext(config=config, store=store, reactor=reactor))
+    repo = Repository(store, reactor=reactor, thresholds=config.agent)
+    CONFIGS[id(repo)] = config
+    return repo
 
 
 async def _model(repo: Repository) -> dict[str, Any]:
@@ -61,7 +66,7 @@ EXPECTED = {
 @pytest_twisted.ensureDeferred
 async def test_bootstrap_creates_the_initial_model_with_the_configured_password(store: Store, tmp_path: Path) -> None:
     repo = _repository(store, tmp_path / "data")
-    await bootstrap(repo, repo.context.config)
+    await bootstrap(repo, CONFIGS[id(repo)])
     assert await _model(repo) == EXPECTED
     admin = await repo.find("user", "username", "admin")
     assert admin is not None
@@ -77,19 +82,19 @@ async def test_bootstrap_twice_and_concurrently_changes_nothing(store: Store, tm
     one = _repository(store, tmp_path / "one" / "data")
     two = _repository(store, tmp_path / "two" / "data")
     await defer.gatherResults([
-        defer.ensureDeferred(bootstrap(one, one.context.config)),
-        defer.ensureDeferred(bootstrap(two, two.context.config)),
+        defer.ensureDeferred(bootstrap(one, CONFIGS[id(one)])),
+        defer.ensureDeferred(bootstrap(two, CONFIGS[id(two)])),
     ])
     assert await _model(one) == EXPECTED
     guids = {kind: await one.guids(kind) for kind in ("role", "group", "branding", "user", "client")}
-    await bootstrap(one, one.context.config)
+    await bootstrap(one, CONFIGS[id(one)])
     assert {kind: await one.guids(kind) for kind in guids} == guids
 
 
 @pytest_twisted.ensureDeferred
 async def test_bootstrap_completes_a_half_done_model(store: Store, tmp_path: Path) -> None:
     repo = _repository(store, tmp_path / "data")
-    await bootstrap(repo, repo.context.config)
+    await bootstrap(repo, CONFIGS[id(repo)])
     admin = await repo.find("user", "username", "admin")
     assert admin is not None
     for guid in await repo.reverse_guids("user", admin.guid, "clients"):
@@ -103,7 +108,7 @@ async def test_bootstrap_completes_a_half_done_model(store: Store, tmp_path: Pat
     assert admins is not None
     [grant, *_] = await grants_of(repo, "group", admins.guid)
     await repo.delete("rolegroup", grant.guid)
-    await bootstrap(repo, repo.context.config)
+    await bootstrap(repo, CONFIGS[id(repo)])
     assert await _model(repo) == EXPECTED
 
 
@@ -116,7 +121,7 @@ async def test_a_generated_admin_password_is_written_0600_and_only_its_path_is_l
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)
     try:
-        await bootstrap(repo, repo.context.config)
+        await bootstrap(repo, CONFIGS[id(repo)])
     finally:
         globalLogPublisher.removeObserver(events.append)
     path = data_dir / "admin-password"
@@ -131,7 +136,7 @@ async def test_a_generated_admin_password_is_written_0600_and_only_its_path_is_l
     assert not any(password in t or password in repr(e) for t, e in zip(texts, events, strict=True))
 
     # a second start neither regenerates nor rewrites it
-    await bootstrap(repo, repo.context.config)
+    await bootstrap(repo, CONFIGS[id(repo)])
     assert path.read_text().strip() == password
 
 
@@ -141,7 +146,7 @@ async def test_a_password_file_left_by_an_interrupted_start_is_honoured(store: S
     data_dir.mkdir(parents=True)
     (data_dir / "admin-password").write_text("left-over-password\n")
     repo = _repository(store, data_dir, auth={"admin_password": ""})
-    await bootstrap(repo, repo.context.config)
+    await bootstrap(repo, CONFIGS[id(repo)])
     admin = await repo.find("user", "username", "admin")
     assert admin is not None and await verify_password(admin.data["password"], "left-over-password")
     assert stat.S_IMODE((data_dir / "admin-password").stat().st_mode) == 0o600
@@ -151,7 +156,7 @@ async def test_a_password_file_left_by_an_interrupted_start_is_honoured(store: S
 async def test_a_node_waits_for_the_bootstrap_lock(store: Store, tmp_path: Path) -> None:
     repo = _repository(store, tmp_path / "data")
     await store.execute("SET", keys.bootstrap_lock(), "another-node", "EX", 30)
-    running = defer.ensureDeferred(bootstrap(repo, repo.context.config))
+    running = defer.ensureDeferred(bootstrap(repo, CONFIGS[id(repo)]))
     d: defer.Deferred[None] = defer.Deferred()
     reactor.callLater(0.2, d.callback, None)
     await d

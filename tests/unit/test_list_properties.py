@@ -80,7 +80,7 @@ async def list_node(store: Store, tmp_path: Path) -> AsyncIterator[ListNode]:
     context = NodeContext(config=config, store=store, reactor=reactor)
     clock = Clock()
     clock.advance(START)  # StorageRouter status is read against this clock
-    repository = Repository(context, clock=clock.seconds)
+    repository = Repository(context.store, clock=clock.seconds, reactor=reactor, thresholds=context.config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     await bootstrap(repository, config)

@@ -80,7 +80,7 @@ async def action_node(store: Store, tmp_path: Path) -> AsyncIterator[ActionNode]
     config = node_config(data_dir, node={"name": "sr-one", "machine_id": "mid-sr-one"})
     prepare_data_dir(config)
     context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
-    repository = Repository(context, clock=reactor.seconds)
+    repository = Repository(context.store, clock=reactor.seconds, reactor=reactor, thresholds=context.config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     await bootstrap(repository, config)

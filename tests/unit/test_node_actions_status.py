@@ -14,7 +14,6 @@ from twisted.internet.task import Clock
 
 from ovsd.agent.announcements import StatusAnnouncer
 from ovsd.config import AgentConfig
-from ovsd.context import NodeContext
 from ovsd.dal.repository import DataObject, Repository
 from ovsd.dal.status import status_changes, storagerouter_status, warns_before_failing
 from ovsd.messages import EVENT, publish_event
@@ -51,7 +50,7 @@ async def test_the_status_dynamic_is_computed_at_read_time_from_the_clock(store:
                                                    "failure_after": 3.0})
     clock = Clock()
     clock.advance(START)
-    repo = Repository(NodeContext(config=config, store=store, reactor=reactor), clock=clock.seconds)
+    repo = Repository(store, clock=clock.seconds, reactor=reactor, thresholds=config.agent)
     pm = await repo.create("pmachine", {"name": "pm", "ip": "10.0.0.1", "hvtype": "KVM"})
     router = await repo.create("storagerouter", {"name": "sr", "machine_id": "m1", "ip": "10.0.0.1",
                                                  "pmachine_guid": pm.guid})

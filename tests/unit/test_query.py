@@ -6,18 +6,16 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from ovsd.context import NodeContext
 from ovsd.dal.listing import list_objects
 from ovsd.dal.query import InvalidQuery, ListSpec, natural_key, page_of, parse_query, parse_sort
 from ovsd.dal.repository import Repository
 from ovsd.dal.serializer import Contents
 from ovsd.store.connection import Store
-from tests.conftest import node_config
 
 
 @pytest.fixture
 def repo(store: Store, data_dir) -> Repository:  # type: ignore[no-untyped-def]
-    return Repository(NodeContext(config=node_config(data_dir), store=store, reactor=reactor))
+    return Repository(store, reactor=reactor)
 
 
 def test_natural_order() -> None:

@@ -8,19 +8,17 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from ovsd.context import NodeContext
 from ovsd.dal.listing import list_objects
 from ovsd.dal.query import ListSpec, parse_sort
 from ovsd.dal.repository import ObjectNotFound, Repository
 from ovsd.dal.serializer import Contents, fetch, serialize, serialize_one
 from ovsd.store.connection import Store
-from tests.conftest import node_config
 from tests.views_support import populate
 
 
 @pytest.fixture
 def repo(store: Store, data_dir) -> Repository:  # type: ignore[no-untyped-def]
-    return Repository(NodeContext(config=node_config(data_dir), store=store, reactor=reactor))
+    return Repository(store, reactor=reactor)
 
 
 def count_commands(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[Any]:

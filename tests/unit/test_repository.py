@@ -8,7 +8,6 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from ovsd.context import NodeContext
 from ovsd.dal.repository import (
     InUse,
     InvalidValue,
@@ -19,12 +18,11 @@ from ovsd.dal.repository import (
 )
 from ovsd.store import keys
 from ovsd.store.connection import Store
-from tests.conftest import node_config
 
 
 @pytest.fixture
 def repo(store: Store, data_dir) -> Repository:  # type: ignore[no-untyped-def]
-    return Repository(NodeContext(config=node_config(data_dir), store=store, reactor=reactor))
+    return Repository(store, reactor=reactor)
 
 
 async def _group(repo: Repository, name: str = "administrators") -> str:

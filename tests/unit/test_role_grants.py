@@ -116,7 +116,7 @@ def previous_roles() -> dict[str, list[str]]:
 
 async def migrated_start(node: ViewsNode) -> None:
     """What a start does: migrations, then bootstrap (which finds the model complete)."""
-    await bootstrap(node.repository, node.repository.context.config)
+    await bootstrap(node.repository, node.api.context.config)
 
 
 @pytest_twisted.ensureDeferred
@@ -159,9 +159,9 @@ async def test_nodes_starting_together_migrate_once_even_after_a_crash_half_way(
     # a node that died half-way: one client's grants made, its list not yet taken off
     half = next(g for g, codes in expected.items() if len(codes) == 2)
     await grant(node.repository, "client", half, previous_role_guids()[expected[half][0]])
-    context = node.repository.context
-    others = [Repository(context) for _ in range(3)]
-    await defer.gatherResults([defer.ensureDeferred(bootstrap(r, context.config)) for r in others])
+    config = node.api.context.config
+    others = [Repository(node.store, reactor=node.repository.reactor) for _ in range(3)]
+    await defer.gatherResults([defer.ensureDeferred(bootstrap(r, config)) for r in others])
     assert await schema_version(node.repository) == SCHEMA_VERSION
     assert await node.store.execute("EXISTS", keys.SCHEMA_LOCK) == 0
     token = next(t for t, codes in PREVIOUS["tokens"].items() if codes == ["manage", "read", "write"])

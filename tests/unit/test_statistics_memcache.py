@@ -29,7 +29,7 @@ async def test_the_era_shape_with_every_figure_a_number(views_node: ViewsNode) -
     assert set(stats["dal"]) == DAL and all(isinstance(v, int) for v in stats["dal"].values())
     assert stats["offline"] == []
     [server] = stats["nodes"]
-    config = node.repository.context.config
+    config = node.api.context.config
     assert server["node"] == str(config.store_dir / "valkey.sock")  # the embedded store's socket
     for figure in FIGURES:
         assert isinstance(server[figure], int), figure

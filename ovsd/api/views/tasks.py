@@ -19,7 +19,7 @@ MAX_WAIT = 3600.0
 
 def engine(call: Call) -> TaskEngine:
     tasks = call.context.tasks
-    assert tasks is not None, "the node builds its task engine before serving"
+    assert isinstance(tasks, TaskEngine), "the node builds its task engine before serving"
     return tasks
 
 

@@ -42,7 +42,7 @@ async def allocated(repo: Any, paths: list[str]) -> int:
     """Bytes the files take on disk, summed (0 for a file this node cannot see)."""
     if not paths:
         return 0
-    reactor = repo.context.reactor
+    reactor = repo.reactor
     return int(await threads.deferToThreadPool(reactor, reactor.getThreadPool(), _allocated, paths))
 
 
@@ -56,5 +56,5 @@ async def filesystem_size(repo: Any, path: str) -> int:
             return 0
         return st.f_blocks * st.f_frsize
 
-    reactor = repo.context.reactor
+    reactor = repo.reactor
     return int(await threads.deferToThreadPool(reactor, reactor.getThreadPool(), size))

@@ -8,7 +8,7 @@ from ovsd.dal.status import storagerouter_status
 
 
 async def _status(obj: Any, repo: Any) -> str:
-    return storagerouter_status(obj.data.get("heartbeats") or {}, repo.now(), repo.context.config.agent)
+    return storagerouter_status(obj.data.get("heartbeats") or {}, repo.now(), repo.thresholds)
 
 
 async def _vpools_guids(obj: Any, repo: Any) -> list[str]:

@@ -243,7 +243,6 @@ It first waits for the node's bootstrap (the admin user), so ``password_token`` 
     from twisted.internet import reactor as _reactor
 
     from ovsd.config import load
-    from ovsd.context import NodeContext
     from ovsd.dal.repository import Repository
     from ovsd.store.connection import Store
 
@@ -256,7 +255,7 @@ It first waits for the node's bootstrap (the admin user), so ``password_token`` 
         store.startService()
         try:
             await store.wait_until_available(interval=0.05)
-            repo = Repository(NodeContext(config, store, reactor), clock=reactor.seconds)
+            repo = Repository(store, clock=reactor.seconds, reactor=reactor, thresholds=config.agent)
             # GET /api answers before the node's first-start bootstrap is done: wait for its admin user,
             # so a token can be asked for right after (a refused password grant counts towards a lockout)
             deadline = reactor.seconds() + READY_TIMEOUT

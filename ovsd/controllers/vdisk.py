@@ -444,27 +444,38 @@ def check_config(given: dict[str, Any]) -> dict[str, Any]:
     return dict(given)
 
 
-def _settings(daemon: DriverDaemon) -> dict[str, Any]:
+def _settings(daemon: DriverDaemon, volume: VDisk) -> dict[str, Any]:
+    """The vDisk's own settings (a description stored before it had any reads as the driver's options)."""
     options = daemon.options
-    return {"cache_mode": "none" if options.cache_direct else "writeback", "write_through": False,
+    direct = options.cache_direct if volume.cache_direct is None else volume.cache_direct
+    return {"cache_mode": "none" if direct else "writeback", "write_through": volume.write_through,
             "aio": options.aio, "discard": options.discard}
+
+
+def _served(daemon: DriverDaemon, vdisk: DataObject) -> VDisk:
+    return daemon.served.get(vdisk.guid) or VDisk.from_dict(vdisk.data["volume"])
 
 
 @task(name="vdisk.get_config_params", route=Route.STORAGEROUTER, idempotent=True, timeout=30)
 async def get_config_params(ctx: TaskContext, vdisk_guid: str) -> dict[str, Any]:
     """How the vDisk's image is opened by its driver (cache mode, write-through, AIO, discard)."""
-    _, _, daemon = await _loaded(ctx, vdisk_guid)
-    return _settings(daemon)
+    vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
+    return _settings(daemon, _served(daemon, vdisk))
 
 
 @task(name="vdisk.set_config_params", route=Route.STORAGEROUTER, timeout=30)
 async def set_config_params(ctx: TaskContext, vdisk_guid: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Accepts the settings the driver already applies; a different one is refused with the reason: the
-    driver opens every image with the node's options (per-vDisk cache settings are not there yet)."""
-    _, _, daemon = await _loaded(ctx, vdisk_guid)
-    current = _settings(daemon)
-    different = {k: v for k, v in check_config(settings).items() if current[k] != v}
-    if different:
-        raise Refused(f"per-vDisk cache settings are not supported yet: this driver opens every image with "
-                      f"cache_mode={current['cache_mode']}, write_through=false")
-    return current
+    """Apply the vDisk's cache mode and write-through on its driver, then store them with its description
+    (what a replay after a restart opens it with); answers the vDisk's settings."""
+    wanted = check_config(settings)
+    async with _lock(ctx, vdisk_guid):
+        vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
+        volume = _served(daemon, vdisk)
+        cache_direct = volume.cache_direct
+        if "cache_mode" in wanted:
+            cache_direct = wanted["cache_mode"] == "none"
+        write_through = bool(wanted.get("write_through", volume.write_through))
+        changed = await daemon.configure(vdisk.guid, cache_direct, write_through)
+        if changed != VDisk.from_dict(vdisk.data["volume"]):
+            await _store_volume(ctx, vdisk.guid, changed)
+    return _settings(daemon, changed)

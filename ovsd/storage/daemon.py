@@ -127,7 +127,8 @@ class DriverDaemon:
                 raise StorageError(f"vDisk {vdisk.guid} is already served")
             try:
                 await self._open_chain(vdisk.chain)
-                await self._open_image(vdisk.image, vdisk.chain[0] if vdisk.chain else None, vdisk.template)
+                await self._open_image(vdisk.image, vdisk.chain[0] if vdisk.chain else None, vdisk.template,
+                                       vdisk.cache_direct)
                 if not vdisk.template:
                     await self._count_writes(vdisk.image)
                 await self._export(vdisk)
@@ -171,7 +172,8 @@ class DriverDaemon:
                 for path, backing in _bottom_up(vdisk.as_backing):
                     if path not in self._open:
                         read_only = path != vdisk.image or vdisk.template
-                        sent.append(self._send_open(path, backing, read_only))
+                        direct = vdisk.cache_direct if path == vdisk.image else None
+                        sent.append(self._send_open(path, backing, read_only, direct))
                         if not read_only:
                             # counted from the first write the export takes, not from the next sample
                             sent.append(self.qmp.execute("block-dirty-bitmap-add", _bitmap(path)))
@@ -212,7 +214,8 @@ class DriverDaemon:
         try:
             async with self._lock:
                 for vdisk in vdisks:
-                    await self._open_image(tops[vdisk.guid], None, False)
+                    # the new top keeps the vDisk's cache mode (the frozen one keeps how it was opened)
+                    await self._open_image(tops[vdisk.guid], None, False, vdisk.cache_direct)
                     added.append(tops[vdisk.guid])
                 actions = [{"type": "blockdev-snapshot",
                             "data": {"node": node_name(v.image), "overlay": node_name(tops[v.guid])}}
@@ -251,7 +254,7 @@ class DriverDaemon:
         try:
             async with self._lock:
                 await self._open_chain(snapshot)
-                await self._open_image(top, snapshot[0], False)
+                await self._open_image(top, snapshot[0], False, vdisk.cache_direct)
                 await self._count_writes(top)
                 rolled = vdisk.evolve(image=top, chain=snapshot, size=await self._size(top))
                 # the export's downtime is these two commands
@@ -326,7 +329,7 @@ class DriverDaemon:
         try:
             async with self._lock:
                 await self._open_chain(child.chain)
-                await self._open_image(child.image, child.chain[0], False)
+                await self._open_image(child.image, child.chain[0], False, child.cache_direct)
                 await self._count_writes(child.image)
                 child = child.evolve(size=await self._size(child.image))
                 await self._export(child)
@@ -354,7 +357,8 @@ class DriverDaemon:
         async with self._lock:
             await self._unexport(vdisk)
             await self._close(vdisk.image)
-            await self._open_image(template.image, template.chain[0] if template.chain else None, True)
+            await self._open_image(template.image, template.chain[0] if template.chain else None, True,
+                                   template.cache_direct)
             await self._export(template)
             self.served[guid] = template
         return template
@@ -375,6 +379,40 @@ class DriverDaemon:
             self.served[guid] = vdisk
         return vdisk
 
+    @_per_vdisk
+    async def configure(self, guid: str, cache_direct: bool | None, write_through: bool) -> VDisk:
+        """Apply a vDisk's cache mode (its top re-opened with or without O_DIRECT) and the write-through of its
+        export (re-added: an NBD export cannot change it; clients reconnect). Returns the new description.
+
+        ``blockdev-reopen`` changes ``cache.direct`` of the open top in place (QEMU drains and flushes the
+        node first, so nothing written is lost and the export stays up); the other options are the ones it
+        was opened with, or the reopen would reset them to QEMU's defaults.
+        """
+        vdisk = self._served(guid)
+        changed = vdisk.evolve(cache_direct=cache_direct, write_through=write_through)
+        if changed == vdisk:
+            return vdisk
+        async with self._lock:
+            node = self._open[vdisk.image]
+            if self._direct(vdisk) != self._direct(changed):
+                backing = node_name(node.backing) if node.backing else None
+                options = self.options.node(node.name, vdisk.image, backing, node.read_only, self._direct(changed))
+                await self.qmp.execute("blockdev-reopen", {"options": [_lean(options)]})
+            if vdisk.write_through != changed.write_through:
+                # the export's downtime is these two commands
+                await self._unexport(vdisk)
+                try:
+                    await self._export(changed)
+                except QMPError:
+                    await self._export(vdisk.evolve(cache_direct=changed.cache_direct))
+                    raise
+            self.served[guid] = changed
+        return changed
+
+    def _direct(self, vdisk: VDisk) -> bool:
+        """Whether the vDisk's top is (to be) opened with O_DIRECT."""
+        return self.options.cache_direct if vdisk.cache_direct is None else vdisk.cache_direct
+
     # -- the block graph -----------------------------------------------------------------------------
 
     def _served(self, guid: str) -> VDisk:
@@ -383,10 +421,12 @@ class DriverDaemon:
         except KeyError:
             raise StorageError(f"vDisk {guid} is not served by this StorageDriver") from None
 
-    def _send_open(self, path: str, backing: str | None, read_only: bool) -> defer.Deferred[Any]:
+    def _send_open(self, path: str, backing: str | None, read_only: bool,
+                   cache_direct: bool | None = None) -> defer.Deferred[Any]:
         name = node_name(path)
         self._open[path] = _Node(name, backing, read_only)
-        arguments = _lean(self.options.node(name, path, node_name(backing) if backing else None, read_only))
+        arguments = _lean(self.options.node(name, path, node_name(backing) if backing else None, read_only,
+                                            cache_direct))
         sent = self.qmp.execute("blockdev-add", arguments)
 
         def failed(failure: Any) -> Any:
@@ -396,9 +436,10 @@ class DriverDaemon:
 
         return sent.addErrback(failed)
 
-    async def _open_image(self, path: str, backing: str | None, read_only: bool) -> None:
+    async def _open_image(self, path: str, backing: str | None, read_only: bool,
+                          cache_direct: bool | None = None) -> None:
         if path not in self._open:
-            await self._send_open(path, backing, read_only)
+            await self._send_open(path, backing, read_only, cache_direct)
 
     async def _open_chain(self, chain: Chain) -> None:
         for path, backing in _bottom_up(chain):
@@ -434,8 +475,12 @@ class DriverDaemon:
                     log.warn("image {path} not closed: {error}", path=path, error=e.desc)
 
     def _export_arguments(self, vdisk: VDisk) -> dict[str, Any]:
-        return {"type": "nbd", "id": export_id(vdisk.guid), "node-name": node_name(vdisk.image),
-                "name": vdisk.export, "writable": not vdisk.template}
+        arguments = {"type": "nbd", "id": export_id(vdisk.guid), "node-name": node_name(vdisk.image),
+                     "name": vdisk.export, "writable": not vdisk.template}
+        if vdisk.write_through:
+            # sent only when set: a replay of a thousand exports pays per byte (see _lean)
+            arguments["writethrough"] = True
+        return arguments
 
     async def _export(self, vdisk: VDisk) -> None:
         await self.qmp.execute("block-export-add", self._export_arguments(vdisk))

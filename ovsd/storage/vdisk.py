@@ -32,6 +32,10 @@ class VDisk:
     export: str = ""
     #: a template is exported read-only, and is the chain of its children
     template: bool = False
+    #: its top opened with O_DIRECT (cache mode "none") or through the page cache; None: the driver's options
+    cache_direct: bool | None = None
+    #: the export flushes after every write before answering it (NBD ``writethrough``)
+    write_through: bool = False
 
     def __post_init__(self) -> None:
         if not self.export:
@@ -44,13 +48,17 @@ class VDisk:
 
     def as_dict(self) -> dict[str, Any]:
         return {"guid": self.guid, "image": self.image, "size": self.size, "chain": list(self.chain),
-                "export": self.export, "template": self.template}
+                "export": self.export, "template": self.template, "cache_direct": self.cache_direct,
+                "write_through": self.write_through}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VDisk:
         return cls(guid=str(data["guid"]), image=str(data["image"]), size=int(data["size"]),
                    chain=tuple(str(p) for p in data.get("chain", ())), export=str(data.get("export", "")),
-                   template=bool(data.get("template", False)))
+                   template=bool(data.get("template", False)),
+                   # descriptions stored before these settings existed: the driver's own options
+                   cache_direct=None if data.get("cache_direct") is None else bool(data["cache_direct"]),
+                   write_through=bool(data.get("write_through", False)))
 
     def evolve(self, **changes: Any) -> VDisk:
         return replace(self, **changes)
@@ -68,9 +76,12 @@ class ImageOptions:
     discard: str = "unmap"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def node(self, name: str, path: str, backing: str | None, read_only: bool) -> dict[str, Any]:
-        """blockdev-add arguments of a qcow2 image over its file (``backing`` a node name; None: none)."""
-        cache = {"direct": self.cache_direct, "no-flush": self.no_flush}
+    def node(self, name: str, path: str, backing: str | None, read_only: bool,
+             cache_direct: bool | None = None) -> dict[str, Any]:
+        """blockdev-add arguments of a qcow2 image over its file (``backing`` a node name; None: none;
+        ``cache_direct`` a vDisk's own cache mode, None: these options')."""
+        direct = self.cache_direct if cache_direct is None else cache_direct
+        cache = {"direct": direct, "no-flush": self.no_flush}
         file: dict[str, Any] = {"driver": "file", "filename": path, "aio": self.aio, "cache": cache,
                                 "read-only": read_only, "discard": self.discard}
         arguments: dict[str, Any] = {"driver": "qcow2", "node-name": name, "file": file, "cache": cache,

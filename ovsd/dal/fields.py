@@ -81,6 +81,9 @@ class Relation:
     many: bool = False
     writable: bool = True
     doc: str = ""
+    #: the target lists the grants as junction guids (one per source and target, derived from both) instead of
+    #: the source's guids, as the original's junction objects did (a token's roles: RoleBearerToken)
+    junction: bool = False
 
     @property
     def key(self) -> str:
@@ -94,6 +97,7 @@ class ReverseRelation:
     name: str
     source: str
     relation: str  # the relation name on the source type
+    junction: bool = False  # listed as junction guids (see Relation.junction)
 
     @property
     def key(self) -> str:

@@ -15,7 +15,8 @@ def _build(types: list[ObjectType]) -> dict[str, ObjectType]:
             target = by_kind[rel.target]
             if any(r.name == rel.reverse for r in target.reverse):
                 raise ValueError(f"{rel.target}.{rel.reverse} declared twice")
-            target.reverse.append(ReverseRelation(name=rel.reverse, source=t.kind, relation=rel.name))
+            target.reverse.append(ReverseRelation(name=rel.reverse, source=t.kind, relation=rel.name,
+                                                  junction=rel.junction))
     return by_kind
 
 

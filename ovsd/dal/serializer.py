@@ -13,6 +13,7 @@ from typing import Any
 
 from ovsd.dal.batch import Sides
 from ovsd.dal.fields import ObjectType
+from ovsd.dal.grants import grant_guid
 from ovsd.dal.repository import DataObject, Repository
 
 #: an object and its sides, as ``Repository.get_with`` reads them
@@ -158,14 +159,15 @@ async def _complete(repo: Repository, t: ObjectType, plan: Plan, objects: list[D
                     read: bool, everything: Sequence[DataObject] | None) -> list[dict[str, Any]]:
     """The JSON objects, from their fields and sides (``read``: the sides hold the reverse relations)."""
     out = _stored(plan, objects)
+    reverse_by_name = t.reverse_by_name if plan.reverse else {}  # a property that builds its dict
     for key, name in plan.reverse:
+        rr = reverse_by_name[name]
         if read:
-            for item, members in zip(out, sides.reverse, strict=True):
-                item[key] = members[name]
-            continue
-        values = await _reverse_values(repo, t, objects, name, everything)
-        for item, value in zip(out, values, strict=True):
-            item[key] = value
+            values = [members[name] for members in sides.reverse]
+        else:
+            values = await _reverse_values(repo, t, objects, name, everything)
+        for item, obj, value in zip(out, objects, values, strict=True):
+            item[key] = sorted(grant_guid(rr.source, g, obj.guid) for g in value) if rr.junction else value
     if plan.dynamics:
         computed = await repo.dynamics(objects, plan.dynamics, sides.cached)
         for item, dyn_values in zip(out, computed, strict=True):

@@ -12,8 +12,9 @@ import pytest_twisted
 from twisted.internet import defer
 
 from ovsd.auth.accounts import follow_group
+from ovsd.auth.tokens import find_token
 from ovsd.controllers.bootstrap import bootstrap
-from ovsd.dal.grants import grant
+from ovsd.dal.grants import grant, grant_guid
 from ovsd.dal.migrations import SCHEMA_VERSION, SchemaTooNew, schema_version
 from ovsd.dal.repository import Repository
 from ovsd.store import keys
@@ -179,3 +180,20 @@ async def test_a_store_written_by_a_newer_ovsd_is_refused_and_left_alone(views_n
         await migrated_start(node)
     assert f"schema version {SCHEMA_VERSION + 1}" in str(refused.value) and "newer ovsd" in str(refused.value)
     assert await store_snapshot(node.store) == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_role_lists_its_tokens_as_role_bearer_token_junctions(views_node: ViewsNode) -> None:
+    node = views_node
+    token = await node.admin_token("read")  # a token carrying exactly the read role
+    found = await find_token(node.repository, token)
+    assert found is not None
+    roles = (await node.call("GET", "/api/roles/?contents=code,tokens_guids", token)).body
+    listed = {r["code"]: r["tokens_guids"] for r in roles}
+    read_guid = (await node.role("read")).guid
+    junction = grant_guid("bearertoken", found.guid, read_guid)
+    assert junction in listed["read"]
+    assert found.guid not in listed["read"]  # the junction, not the token itself (contract §6)
+    assert all(junction not in listed[code] for code in ("write", "manage"))
+    single = (await node.call("GET", f"/api/roles/{read_guid}/?contents=tokens_guids", token)).body
+    assert junction in single["tokens_guids"]

@@ -12,6 +12,7 @@ TYPE = ObjectType(
     ],
     relations=[
         Relation("client", "client", "tokens", mandatory=True, writable=False),
-        Relation("roles", "role", "tokens", many=True, writable=False),
+        # a role lists its tokens as RoleBearerToken junction guids (contract §6), derived from token and role
+        Relation("roles", "role", "tokens", many=True, writable=False, junction=True),
     ],
 )

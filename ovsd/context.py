@@ -1,4 +1,4 @@
-"""What one node's services share: its configuration, the store, the clock."""
+"""The node handle of the API's views and the task functions: its configuration, store, clock and parts."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from ovsd.store.connection import Store
 
 if TYPE_CHECKING:
     from ovsd.agent.supervisor import DriverState
-    from ovsd.api.http import ApiSite
     from ovsd.auth.identity import Authenticator
     from ovsd.dal.repository import Repository
     from ovsd.messages.bus import MessageBus
     from ovsd.storage.node import NodeStorage
 
 
-# What the node's views and task functions use of the task engine, the worker and the agent. Protocols, not
+# What the node's views and task functions use of the task engine and the agent. Protocols, not
 # their classes: those modules take this context (the worker hands it to task functions), and naming their
 # classes here would make an import circle.
 class TaskQueue(Protocol):
@@ -30,13 +29,6 @@ class TaskQueue(Protocol):
     async def enqueue(self, name: str, kwargs: dict[str, Any] | None = None, node: str | None = None) -> str: ...
 
     async def wait(self, task_id: str, timeout: float) -> dict[str, Any] | None: ...
-
-
-class TaskRunner(Protocol):
-    """The node's task worker (ovsd.tasks.worker.TaskWorker)."""
-
-    @property
-    def running_tasks(self) -> int: ...
 
 
 class DriverStates(Protocol):
@@ -56,7 +48,8 @@ class Agent(Protocol):
 
 @dataclass
 class NodeContext:
-    """The collaborators of this node, handed to every service and to the API (no module globals)."""
+    """The node's collaborators as the API's views and the task functions reach them (built by build_node;
+    the services themselves get what they need in their constructors)."""
 
     config: Config
     store: Store
@@ -65,18 +58,16 @@ class NodeContext:
     authenticator: Authenticator | None = None
     # the object model (users, clients, tokens, StorageRouters …); set once the node has built it
     repository: Repository | None = None
-    # the task engine (enqueue, wait, revoke, overview), the message bus (long-polls), this node's agent
-    # and task worker; set by makeService (tests set what they use)
+    # the task engine (enqueue, wait, revoke, overview), the message bus (long-polls) and this node's agent;
+    # set by build_node (partial harnesses set what they use)
     tasks: TaskQueue | None = None
     messages: MessageBus | None = None
     agent: Agent | None = None
-    worker: TaskRunner | None = None
-    # this node's StorageDrivers' daemons (qemu-storage-daemon), for the storage tasks; set by makeService
+    # this node's StorageDrivers' daemons (qemu-storage-daemon), for the storage tasks; set by build_node
     storage: NodeStorage | None = None
     started_at: float = 0.0
-    # the API serves only once the node is bootstrapped (makeService starts it not ready; harnesses that
+    # the API serves only once the node is bootstrapped (build_node starts it not ready; harnesses that
     # bootstrap before they serve leave it ready)
     readiness: Readiness = field(default_factory=lambda: Readiness(ready=True))
-    api_site: ApiSite | None = None
     # (when read, StorageRouter ips): the cluster's ips, reused for a moment (ovsd.api.metadata)
     ips_cache: tuple[float, list[str]] | None = None

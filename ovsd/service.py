@@ -5,7 +5,8 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -32,6 +33,7 @@ from ovsd.storage.node import BLOCK_TYPES, NodeStorage, driver_run_dir
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.embedded import EmbeddedStoreServer
 from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
+from ovsd.tasks.registry import TaskRegistry
 from ovsd.twisted_private import forget_exit_signal
 
 log = Logger()
@@ -62,6 +64,8 @@ class NodeService(MultiService):
 
         Service.stopService(self)
         for child in reversed(list(self)):
+            if not child.running:
+                continue  # stopped on its own already (a test stopping one part, a store that never started)
             try:
                 yield defer.maybeDeferred(child.stopService)
             except Exception:
@@ -79,68 +83,122 @@ def prepare_data_dir(config: Config) -> list[str]:
     return [str(p) for p in created]
 
 
-def makeService(config: Config, reactor: Any = None) -> NodeService:
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
+@dataclass(eq=False)
+class Node:
+    """One node's parts, built and wired once by :func:`build_node`: what ``twistd -n ovsd`` runs, and what the
+    tests and benchmarks start. ``top`` holds the services in start order (stopped in reverse)."""
 
-        reactor = global_reactor
-    for path in prepare_data_dir(config):
-        log.info("created {path}", path=path)
+    config: Config
+    top: NodeService
+    context: NodeContext
+    store: Store
+    repository: Repository
+    storage: NodeStorage
+    supervisor: DriverSupervisor
+    agent: NodeAgent
+    engine: TaskEngine
+    worker: TaskWorker
+    api: ApiService
+    bus: MessageBus
+    _ready: list[defer.Deferred[None]] = field(default_factory=list, repr=False)
 
+    @property
+    def services(self) -> list[Any]:
+        """The node's own services in start order (without the log, the store and the notifier)."""
+        return [self.supervisor, self.engine, self.worker, self.agent, self.api, self.bus]
+
+    def when_ready(self) -> defer.Deferred[None]:
+        """Fires once the node is bootstrapped and registered (at once if it is)."""
+        if self.context.readiness.ready:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._ready.append(d)
+        return d
+
+    def _now_ready(self) -> None:
+        self.context.readiness.set_ready()
+        waiting, self._ready = self._ready, []
+        for d in waiting:
+            d.callback(None)
+
+
+def build_node(
+    config: Config, reactor: Any, *, store: Store | None = None, registry: TaskRegistry = DEFAULT_REGISTRY,
+    concurrency: int | None = None, repository_clock: Callable[[], float] | None = None,
+    tool_search: str | None = None,
+) -> Node:
+    """Build and wire every part of a node; each part gets its collaborators here and nowhere else.
+
+    Without ``store`` the node is a whole daemon: it owns its logging, its store connection and, for
+    ``store.url = embedded``, the private Valkey, and a store from a newer ovsd stops the process with exit 3.
+    With ``store`` (a test's or a benchmark's shared connection) it is the node's services alone on it.
+    ``registry`` and ``concurrency`` choose the task functions and how many run at once (tests use their own);
+    ``repository_clock`` is the object model's time (tests that expire tokens pass a Clock's);
+    ``tool_search`` is where the storage layer looks for qemu's programs (PATH when None).
+    """
+    owns_process = store is None
     top = NodeService()
     top.reactor = reactor
-    LogService(config.log.level, config.log.json_file).setServiceParent(top)
-    if config.store.url == "embedded":
-        EmbeddedStoreServer(config.store_dir, reactor).setServiceParent(top)
-    store = Store(config.store.url, config.store_dir, reactor)
-    store.setServiceParent(top)
+    if owns_process:
+        LogService(config.log.level, config.log.json_file).setServiceParent(top)
+        if config.store.url == "embedded":
+            EmbeddedStoreServer(config.store_dir, reactor).setServiceParent(top)
+        store = Store(config.store.url, config.store_dir, reactor)
+        store.setServiceParent(top)
+    assert store is not None
     context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds(),
                           readiness=Readiness(ready=False))
-    repository = Repository(store, clock=reactor.seconds, reactor=reactor, thresholds=config.agent)
+    repository = Repository(store, clock=repository_clock or reactor.seconds, reactor=reactor,
+                            thresholds=config.agent)
     context.repository = repository
     context.authenticator = BearerAuthenticator(repository)
     load_controllers()  # their @task declarations must be registered before the worker starts
+    bound_store = store
 
     async def publish_completion(task_id: str, record: Mapping[str, Any]) -> None:
-        await publish_task_complete(store, task_id)
+        await publish_task_complete(bound_store, task_id)
 
     async def announce(event_type: str, metadata: Mapping[str, Any]) -> None:
-        await publish_event(store, event_type, metadata)
+        await publish_event(bound_store, event_type, metadata)
 
     launchers = Launchers(config.storagedriver)  # a bad command template stops the daemon here
     # LOCAL and DISTRIBUTED vPools are served by qemu-storage-daemon; the generic launcher stays for the rest
-    storage = NodeStorage(reactor, repository, driver_run_dir(str(config.node.data_dir)))
+    storage = NodeStorage(reactor, repository, driver_run_dir(str(config.node.data_dir)), tool_search=tool_search)
     for vpool_type in BLOCK_TYPES:
         launchers.register(vpool_type, storage.launcher)
     context.storage = storage
     supervisor = DriverSupervisor(reactor, config.storagedriver)
-    supervisor.setServiceParent(top)
-    agent = NodeAgent(context, repository, supervisor, launchers, announce)
-    supervisor.on_change = agent.driver_changed
-    context.agent = agent
-    engine = TaskEngine(store, DEFAULT_REGISTRY, config.node.machine_id, reactor, on_complete=publish_completion)
-    engine.setServiceParent(top)
+    engine = TaskEngine(store, registry, config.node.machine_id, reactor, on_complete=publish_completion)
     context.tasks = engine
-    worker = TaskWorker(
-        context, config.node.machine_id, config.worker.concurrency, DEFAULT_REGISTRY, reactor,
-        on_complete=publish_completion, on_heartbeat=agent.worker_heartbeat,
-        heartbeat_interval=config.agent.heartbeat_interval,
-    )
-    worker.setServiceParent(top)
-    context.worker = worker
-    agent.setServiceParent(top)
-    api = ApiService(context)
-    api.setServiceParent(top)
     # the bus stops before the API drains: it answers the held long-polls at once, so a stop is not held
     # up by GUIs waiting for messages
     bus = MessageBus(store, reactor)
-    bus.setServiceParent(top)
     context.messages = bus
+
+    def load() -> dict[str, int]:
+        """What this node is doing now, for the live figures its agent pushes with every heartbeat (called
+        once the node runs: the API and the worker are built below, after the agent they report to)."""
+        return {"requests": api.site.requests, "tasks_running": worker.running_tasks,
+                "active_waits": bus.waiter_count + engine.waiting}
+
+    agent = NodeAgent(config, store, repository, reactor, supervisor, launchers, announce, storage, load,
+                      started_at=context.started_at)
+    supervisor.on_change = agent.driver_changed
+    context.agent = agent
+    worker = TaskWorker(
+        context, config.node.machine_id, concurrency or config.worker.concurrency, registry, reactor,
+        on_complete=publish_completion, on_heartbeat=agent.worker_heartbeat,
+        heartbeat_interval=config.agent.heartbeat_interval,
+    )
+    api = ApiService(context)
+    node = Node(config, top, context, store, repository, storage, supervisor, agent, engine, worker, api, bus)
+    for service in node.services:
+        service.setServiceParent(top)
 
     async def ready() -> None:
         await api.when_listening()
         while True:
-            await store.wait_until_available()
+            await bound_store.wait_until_available()
             try:
                 # the admin user exists, and this node is registered, before the node says it is ready
                 await bootstrap(repository, config)
@@ -150,10 +208,22 @@ def makeService(config: Config, reactor: Any = None) -> NodeService:
             except SchemaTooNew as e:
                 # reading a layout we do not know would serve it wrong and could write it back damaged
                 log.critical("refusing to start: {reason}", reason=str(e))
-                top.stop_with(3)
+                if owns_process:
+                    top.stop_with(3)
                 return
         await agent.when_registered()
-        context.readiness.set_ready()
+        node._now_ready()
 
     NotifyService(ready, reactor).setServiceParent(top)
-    return top
+    return node
+
+
+def makeService(config: Config, reactor: Any = None) -> NodeService:
+    """The twistd plugin's service: this node, as a whole daemon."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    for path in prepare_data_dir(config):
+        log.info("created {path}", path=path)
+    return build_node(config, reactor).top

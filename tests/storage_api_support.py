@@ -10,30 +10,23 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from treq.client import HTTPClient
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from ovsd import tls
-from ovsd.agent.launcher import Launchers
 from ovsd.agent.service import NodeAgent
 from ovsd.agent.supervisor import DriverSupervisor
-from ovsd.api.service import ApiService
-from ovsd.auth.authenticator import BearerAuthenticator
 from ovsd.context import NodeContext
 from ovsd.controllers import load_controllers
-from ovsd.controllers.bootstrap import bootstrap
 from ovsd.dal.repository import Repository
-from ovsd.messages import MessageBus, publish_event, publish_task_complete
-from ovsd.service import prepare_data_dir
-from ovsd.storage.node import BLOCK_TYPES, NodeStorage, driver_run_dir
+from ovsd.service import Node, build_node, prepare_data_dir
+from ovsd.storage.node import NodeStorage
 from ovsd.store.connection import Store
-from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
 from tests.conftest import ApiHarness, node_config
 from tests.storage_support import short_dir
 from tests.support import free_port
@@ -53,6 +46,7 @@ class StorageNode:
     supervisor: DriverSupervisor
     services: list[Any]
     directory: str
+    built: Node
     token: str = ""
 
     @property
@@ -127,54 +121,24 @@ async def start_storage_node(store: Store, name: str, tool_search: str | None = 
     config = node_config(data_dir, node={"name": name, "machine_id": f"mid-{name}"}, agent=FAST_AGENT,
                          storagedriver={"command": ["sleep", "infinity"], "stop_grace": 2.0, "max_restarts": 3})
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
-    repository = Repository(context.store, clock=reactor.seconds, reactor=reactor, thresholds=context.config.agent)
-    context.repository = repository
-    context.authenticator = BearerAuthenticator(repository)
-    await bootstrap(repository, config)
-
-    async def publish_completion(task_id: str, record: Mapping[str, Any]) -> None:
-        await publish_task_complete(store, task_id)
-
-    async def announce(event_type: str, metadata: Mapping[str, Any]) -> None:
-        await publish_event(store, event_type, metadata)
-
-    machine_id = config.node.machine_id
-    storage = NodeStorage(reactor, repository, driver_run_dir(str(data_dir)), tool_search=tool_search)
-    context.storage = storage
-    launchers = Launchers(config.storagedriver)
-    for vpool_type in BLOCK_TYPES:
-        launchers.register(vpool_type, storage.launcher)
-    supervisor = DriverSupervisor(reactor, config.storagedriver)
-    agent = NodeAgent(context, repository, supervisor, launchers, announce)
-    supervisor.on_change = agent.driver_changed
-    context.agent = agent
-    engine = TaskEngine(store, DEFAULT_REGISTRY, machine_id, reactor, on_complete=publish_completion)
-    context.tasks = engine
-    worker = TaskWorker(context, machine_id, 4, DEFAULT_REGISTRY, reactor, on_complete=publish_completion,
-                        on_heartbeat=agent.worker_heartbeat, heartbeat_interval=config.agent.heartbeat_interval)
-    context.worker = worker
-    bus = MessageBus(store, reactor)
-    context.messages = bus
-    api = ApiService(context)
-    services: list[Any] = [supervisor, engine, worker, agent, api, bus]
-    for service in services:
-        service.startService()
-    port = await api.when_listening()
-    await agent.when_registered()
-    await until(lambda: bus.position is not None)
+    # the daemon's own wiring (ovsd.service.build_node) on the test store
+    built = build_node(config, reactor, store=store, concurrency=4, tool_search=tool_search)
+    built.top.startService()
+    await built.when_ready()
+    port = await built.api.when_listening()
+    await until(lambda: built.bus.position is not None)
+    context, storage, agent, supervisor = built.context, built.storage, built.agent, built.supervisor
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 20
     client = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    harness = ApiHarness(context, api, HTTPClient(client), port.getHost().port)
-    node = StorageNode(ViewsNode(harness, repository, pool), context, storage, agent, supervisor, services, directory)
+    harness = ApiHarness(context, built.api, HTTPClient(client), port.getHost().port)
+    node = StorageNode(ViewsNode(harness, built.repository, pool), context, storage, agent, supervisor,
+                       built.services, directory, built)
     node.token = await node.node.admin_token()
     return node
 
 
 async def stop_storage_node(node: StorageNode) -> None:
     await node.node.pool.closeCachedConnections()
-    for service in reversed(node.services):
-        if service.running:
-            await defer.maybeDeferred(service.stopService)
+    await node.built.top.stopService()  # the node's services in reverse start order, as the daemon stops
     shutil.rmtree(node.directory, ignore_errors=True)

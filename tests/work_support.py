@@ -11,7 +11,7 @@ queued behind a gated one stays PENDING until the gate opens.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,10 @@ from twisted.internet import defer, reactor, task
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseNeverReceived
 
 from ovsd import tls
-from ovsd.agent.launcher import Launchers
 from ovsd.agent.service import NodeAgent
-from ovsd.agent.supervisor import DriverSupervisor
-from ovsd.api.service import ApiService
-from ovsd.auth.authenticator import BearerAuthenticator
 from ovsd.context import NodeContext
-from ovsd.controllers.bootstrap import bootstrap
-from ovsd.dal.repository import Repository
-from ovsd.messages import MessageBus, publish_event, publish_task_complete
-from ovsd.service import prepare_data_dir
+from ovsd.messages import MessageBus
+from ovsd.service import Node, build_node, prepare_data_dir
 from ovsd.store.connection import Store
 from ovsd.tasks import Route, TaskContext, TaskEngine, TaskRegistry, TaskWorker
 from tests.conftest import ApiHarness, node_config
@@ -144,6 +138,7 @@ class WorkNode:
     agent: NodeAgent
     gates: Gates
     services: list[Any] = field(repr=False)
+    built: Node = field(repr=False)
 
     @property
     def store(self) -> Store:
@@ -171,52 +166,25 @@ async def start_work_node(
     node = {"name": directory.name, "machine_id": f"mid-{directory.name}", **sections.pop("node", {})}
     config = node_config(data_dir, node=node, **sections)
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
-    repository = Repository(context.store, clock=reactor.seconds, reactor=reactor, thresholds=context.config.agent)
-    context.repository = repository
-    context.authenticator = BearerAuthenticator(repository)
-    await bootstrap(repository, config)
-
-    async def publish_completion(task_id: str, record: Mapping[str, Any]) -> None:
-        await publish_task_complete(store, task_id)
-
-    async def announce(event_type: str, metadata: Mapping[str, Any]) -> None:
-        await publish_event(store, event_type, metadata)
-
     gates = Gates()
-    registry = work_tasks(gates)
-    machine_id = config.node.machine_id
-    supervisor = DriverSupervisor(reactor, config.storagedriver)
-    agent = NodeAgent(context, repository, supervisor, Launchers(config.storagedriver), announce)
-    context.agent = agent
-    engine = TaskEngine(store, registry, machine_id, reactor, on_complete=publish_completion)
-    context.tasks = engine
-    worker = TaskWorker(context, machine_id, concurrency, registry, reactor, on_complete=publish_completion,
-                        on_heartbeat=agent.worker_heartbeat, heartbeat_interval=config.agent.heartbeat_interval)
-    context.worker = worker
-    bus = MessageBus(store, reactor)
-    context.messages = bus
-    api = ApiService(context)
-    # the order of ovsd/service.py: stopped in reverse, the bus first (it answers held long-polls at once)
-    services: list[Any] = [supervisor, engine, worker, agent, api, bus]
-    for service in services:
-        service.startService()
-    port = await api.when_listening()
-    await agent.when_registered()
-    await until(lambda: bus.position is not None)
+    # the daemon's own wiring (ovsd.service.build_node) on the test store, with the test task functions
+    built = build_node(config, reactor, store=store, registry=work_tasks(gates), concurrency=concurrency)
+    built.top.startService()
+    await built.when_ready()
+    port = await built.api.when_listening()
+    await until(lambda: built.bus.position is not None)
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 20
     agent_ = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    harness = ApiHarness(context, api, HTTPClient(agent_), port.getHost().port)
-    return WorkNode(ViewsNode(harness, repository, pool), context, engine, worker, bus, agent, gates, services)
+    harness = ApiHarness(built.context, built.api, HTTPClient(agent_), port.getHost().port)
+    return WorkNode(ViewsNode(harness, built.repository, pool), built.context, built.engine, built.worker, built.bus,
+                    built.agent, gates, built.services, built)
 
 
 async def stop_work_node(work: WorkNode) -> None:
     work.gates.open_all()  # a gated task still running would hold the worker's stop for its grace period
     await work.node.pool.closeCachedConnections()
-    for service in reversed(work.services):
-        if service.running:
-            await defer.maybeDeferred(service.stopService)
+    await work.built.top.stopService()  # the node's services in reverse start order, as the daemon stops
 
 
 @pytest_twisted.async_yield_fixture

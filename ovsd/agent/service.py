@@ -25,10 +25,11 @@ from ovsd.agent.launcher import LaunchError, Launchers
 from ovsd.agent.registration import register_node
 from ovsd.agent.supervisor import DriverState, DriverSupervisor
 from ovsd.auth.tokens import sweep_expired_tokens
-from ovsd.context import NodeContext
+from ovsd.config import Config
 from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
+from ovsd.storage.node import NodeStorage
 from ovsd.store import keys
-from ovsd.store.connection import StoreUnavailable
+from ovsd.store.connection import Store, StoreUnavailable
 
 log = Logger()
 
@@ -46,17 +47,23 @@ class NodeAgent(Service):
     statistics_interval = 2.0
 
     def __init__(
-        self, context: NodeContext, repository: Repository, supervisor: DriverSupervisor, launchers: Launchers,
-        publish_event: PublishEvent,
+        self, config: Config, store: Store, repository: Repository, reactor: Any, supervisor: DriverSupervisor,
+        launchers: Launchers, publish_event: PublishEvent, storage: NodeStorage | None = None,
+        load: Callable[[], dict[str, int]] | None = None, started_at: float = 0.0,
     ) -> None:
-        self.context = context
+        self.config = config
+        self.store = store
         self.repo = repository
-        self.store = context.store
-        self.config = context.config
+        self.reactor = reactor
         self.supervisor = supervisor
         self.launchers = launchers
         self.publish_event = publish_event
-        self.announcer = StatusAnnouncer(context.store, context.config.agent, publish_event)
+        # this node's StorageDrivers' daemons (None: a node that serves no block vPool)
+        self.storage = storage
+        # what this node is doing now ({requests, active_waits, tasks_running}), for its live figures
+        self.load = load or (lambda: {})
+        self.started_at = started_at
+        self.announcer = StatusAnnouncer(store, config.agent, publish_event)
         self.storagerouter_guid: str | None = None
         #: when this agent's own loop last completed a heartbeat (clock seconds)
         self._last_beat: float | None = None
@@ -74,7 +81,7 @@ class NodeAgent(Service):
     def startService(self) -> None:
         super().startService()
         self._loop = task.LoopingCall(self._tick)
-        self._loop.clock = self.context.reactor
+        self._loop.clock = self.reactor
         self._loop.start(self.config.agent.heartbeat_interval, now=True).addErrback(
             lambda f: log.failure("agent loop stopped", f))
         self.sample_every(self.statistics_interval)
@@ -84,7 +91,7 @@ class NodeAgent(Service):
         if self._sampler is not None and self._sampler.running:
             self._sampler.stop()
         self._sampler = task.LoopingCall(self.push_measurements)
-        self._sampler.clock = self.context.reactor
+        self._sampler.clock = self.reactor
         self._sampler.start(interval, now=False).addErrback(lambda f: log.failure("statistics loop stopped", f))
 
     def stopService(self) -> Any:
@@ -121,7 +128,7 @@ class NodeAgent(Service):
                 if self._worker_beat_pending:
                     await self.heartbeat("celery")
             await self.heartbeat("process")
-            self._last_beat = self.context.reactor.seconds()
+            self._last_beat = self.reactor.seconds()
             await self.store.execute("SET", keys.node_live(self.config.node.machine_id),
                                      json.dumps(self.live_figures()), "PX",
                                      int(self.config.agent.failure_after * 1000))
@@ -133,7 +140,7 @@ class NodeAgent(Service):
             log.warn("heartbeat skipped: the store is unavailable")
             if self.storagerouter_guid is None and self.running:
                 # not registered yet: try again soon rather than a whole heartbeat interval later
-                self.context.reactor.callLater(self.register_retry, self._tick)
+                self.reactor.callLater(self.register_retry, self._tick)
         except Exception:
             log.failure("heartbeat failed")
 
@@ -181,19 +188,16 @@ class NodeAgent(Service):
         """Whether the agent's loop completed a heartbeat within the last two intervals."""
         last = self._last_beat
         window = 2 * self.config.agent.heartbeat_interval
-        return last is not None and self.context.reactor.seconds() - last <= window
+        return last is not None and self.reactor.seconds() - last <= window
 
     def live_figures(self) -> dict[str, Any]:
         """This node's figures for /api/statistics, pushed with every heartbeat (gone when the node is)."""
-        context = self.context
-        api = context.api_site
-        waits = (context.messages.waiter_count if context.messages else 0) + (
-            context.tasks.waiting if context.tasks else 0)
+        load = self.load()
         return {
             "storagerouter_guid": self.storagerouter_guid, "node": self.config.node.name,
-            "machine_id": self.config.node.machine_id, "requests": api.requests if api else 0,
-            "active_waits": waits, "tasks_running": context.worker.running_tasks if context.worker else 0,
-            "uptime": round(self.repo.now() - context.started_at, 3), "pushed_at": self.repo.now(),
+            "machine_id": self.config.node.machine_id, "requests": load.get("requests", 0),
+            "active_waits": load.get("active_waits", 0), "tasks_running": load.get("tasks_running", 0),
+            "uptime": round(self.repo.now() - self.started_at, 3), "pushed_at": self.repo.now(),
             "dal": dict(self.repo.counters),
         }
 
@@ -220,8 +224,8 @@ class NodeAgent(Service):
         for guid in set(self.supervisor.states()) - wanted:
             await self.supervisor.remove(guid)
             await self.store.execute("DEL", keys.driver_live(guid), keys.driver_measured(guid))
-            if self.context.storage is not None:
-                self.context.storage.forget(guid)
+            if self.storage is not None:
+                self.storage.forget(guid)
         for driver in drivers:
             try:
                 vpool = await self.repo.get("vpool", str(driver.data["vpool_guid"]))
@@ -251,7 +255,7 @@ class NodeAgent(Service):
         The figures expire after ``failure_after`` (at least three samples): the API reads a node that
         stopped measuring as having nothing measured, never its last figures as current.
         """
-        storage = self.context.storage
+        storage = self.storage
         if storage is None:
             return
         try:

@@ -37,7 +37,6 @@ class ApiService(Service):
         self.site = ApiSite(ApiResource(app, self.api.render_declared), clock=context.reactor)
         self.site.access_log = context.config.log.level == "debug"
         self.api.site = self.site
-        context.api_site = self.site
         self.port: IListeningPort | None = None
         self._listening: list[defer.Deferred[IListeningPort]] = []
 

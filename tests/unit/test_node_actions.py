@@ -88,7 +88,7 @@ async def action_node(store: Store, tmp_path: Path) -> AsyncIterator[ActionNode]
     load_controllers()
     machine_id = config.node.machine_id
     context.tasks = engine = TaskEngine(store, DEFAULT_REGISTRY, machine_id, reactor)
-    context.worker = worker = TaskWorker(context, machine_id, 2, DEFAULT_REGISTRY, reactor)
+    worker = TaskWorker(context, machine_id, 2, DEFAULT_REGISTRY, reactor)
     api = ApiService(context)
     services: list[Any] = [engine, worker, api]
     for service in services:

@@ -22,8 +22,7 @@ PASSWORD = "Bob-password-1"
 
 async def hang_up_during(node: ViewsNode, method: str, path: str, token: str, body: bytes | None = None) -> None:
     """Send the call and hang up as soon as the node holds it (its handler is running)."""
-    site = node.api.context.api_site
-    assert site is not None
+    site = node.api.service.site
     headers = {"Accept": ["application/json; version=1"], "Authorization": [f"Bearer {token}"]}
     if body is not None:
         headers["Content-Type"] = ["application/json"]

@@ -12,7 +12,6 @@ small Lua script (``ovsd/store/lua/dal_*.lua``, run by SHA, read-only, its key n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +31,9 @@ async def gather(
     store: Store, object_key: str | None, set_keys: Sequence[str], string_keys: Sequence[str],
 ) -> tuple[str | None, list[list[str]], list[str | None]]:
     """(the object's JSON or None, the members of each set, each string or None), in one round trip."""
-    reply = json.loads(await store.script(_GATHER, [], [object_key or "", len(set_keys), *set_keys, *string_keys]))
+    reply = await store.script(_GATHER, [], [object_key or "", len(set_keys), *set_keys, *string_keys])
     sets_end = 1 + len(set_keys)
-    # an empty set is an empty Lua table, which cjson spells {}; a missing string is false
+    # a missing object or string is Lua's false, which the reply spells nil (None)
     return reply[0] or None, [list(m or []) for m in reply[1:sets_end]], [v or None for v in reply[sets_end:]]
 
 

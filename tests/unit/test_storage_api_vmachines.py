@@ -40,6 +40,8 @@ async def test_a_vmachine_snapshot_of_three_disks_is_one_group_and_rolls_back_to
     assert reply.status == 201, reply.body
     vm = reply.body
     assert vm["vdisks_guids"] == sorted(d["guid"] for d in disks) and vm["hypervisor_status"] == "UNKNOWN"
+    router = await node.ok("GET", f"/api/storagerouters/{node.router_guid}/")
+    assert vm["pmachine_guid"] == router["pmachine_guid"]  # not given: the host of the node serving its disks
     assert vm["storagerouters_guids"] == [node.router_guid] and vm["vpools_guids"] == [vpool]
     for i, uri in enumerate(uris):
         await write(uri, 0x10 + i, 0, 2 * MiB)

@@ -57,6 +57,17 @@ async def _served_disks(call: Call) -> list[DataObject]:
     return disks
 
 
+async def _serving_pmachine(repo: Any, disk: Any) -> str | None:
+    """The pMachine of the StorageRouter whose StorageDriver serves ``disk`` (None when it is not served)."""
+    driver_guid = disk.data.get("storagedriver_guid")
+    if not driver_guid:
+        return None
+    driver = await repo.get("storagedriver", driver_guid)
+    router = await repo.get("storagerouter", driver.data["storagerouter_guid"])
+    found = router.data.get("pmachine_guid")
+    return str(found) if found else None
+
+
 @endpoint(resource="vmachines", method="POST", kind="create", roles=RW, returns="object", params=(
     Param("name", str, mandatory=True), Param("description", str, default="", text=True),
     Param("pmachine_guid", GUID), Param("vdisks_guids", list, default=[], description="its vDisks, in order")))
@@ -76,11 +87,16 @@ async def register(call: Call) -> Any:
     for disk in disks:
         if disk.data.get("vmachine_guid"):
             raise not_acceptable(f"vDisk {disk.data.get('name')} is attached to another vMachine")
-    if p.get("pmachine_guid"):
-        await repo.get("pmachine", p["pmachine_guid"])
+    pmachine_guid = p.get("pmachine_guid")
+    if pmachine_guid:
+        await repo.get("pmachine", pmachine_guid)
+    elif disks:
+        # where it runs, when not said: the pMachine of the node serving its first vDisk (the seed era's GUI
+        # shows every vMachine's host and waits forever for one without)
+        pmachine_guid = await _serving_pmachine(repo, disks[0])
     vpools = {d.data.get("vpool_guid") for d in disks}
     machine = await repo.create("vmachine", {"name": name, "description": p["description"] or None,
-                                             "pmachine_guid": p.get("pmachine_guid"),
+                                             "pmachine_guid": pmachine_guid,
                                              "vpool_guid": vpools.pop() if len(vpools) == 1 else None})
     for order, disk in enumerate(disks):
         await repo.update("vdisk", disk.guid, {"vmachine_guid": machine.guid, "order": order})

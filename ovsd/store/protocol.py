@@ -129,20 +129,22 @@ class StoreProtocol(Protocol):
         self.abort()
 
     def connectionLost(self, reason: object = None) -> None:
-        self._lost = True
-        self._gone()
-        waiting, self._slots = self._slots, deque()
-        error = StoreUnavailable("the connection to the store was lost")
-        for d in waiting:
-            if not d.called:
-                d.errback(error)
-        if not self.ready.called:
-            self.ready.errback(Failure(StoreUnavailable("the connection to the store was lost during its handshake")))
+        self._end(StoreUnavailable("the connection to the store was lost"),
+                  StoreUnavailable("the connection to the store was lost during its handshake"))
 
-    def _gone(self) -> None:
+    def _end(self, in_flight: StoreUnavailable, handshake: StoreUnavailable) -> None:
+        """The connection is over: tell the pool, fail every command still waiting and an unfinished handshake.
+        Nothing is delivered after this (``dataReceived`` drops what still arrives)."""
+        self._lost = True
         on_lost, self._on_lost = self._on_lost, None
         if on_lost is not None:
             on_lost(self)
+        waiting, self._slots = self._slots, deque()
+        for d in waiting:
+            if not d.called:
+                d.errback(in_flight)
+        if not self.ready.called:
+            self.ready.errback(Failure(handshake))
 
     def abort(self) -> None:
         """Drop the connection; what is in flight fails StoreUnavailable (when the transport reports the loss)."""
@@ -183,6 +185,8 @@ class StoreProtocol(Protocol):
             self._broken(e)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._lost:
+            return  # bytes of a connection that is over (its reader may hold a broken stream) go nowhere
         try:
             reader = self._reader
             reader.feed(data)
@@ -213,17 +217,7 @@ class StoreProtocol(Protocol):
         if self._lost:
             return
         log.error("store connection dropped: {error}", error=f"{type(error).__name__}: {error}")
-        self._lost = True
-        self._gone()
-        self._reader = hiredis.Reader(
-            protocolError=StoreProtocolError, replyError=StoreReplyError, encoding="utf-8", errors="replace",
-        )
-        waiting, self._slots = self._slots, deque()
-        failure = StoreUnavailable("the connection to the store was dropped after an error in its command path")
-        for d in waiting:
-            if not d.called:
-                d.errback(failure)
-        if not self.ready.called:
-            self.ready.errback(Failure(StoreUnavailable(str(error))))
+        self._end(StoreUnavailable("the connection to the store was dropped after an error in its command path"),
+                  StoreUnavailable(str(error)))
         self.abort()
 

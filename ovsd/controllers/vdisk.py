@@ -112,6 +112,25 @@ def _lock(ctx: TaskContext, *guids: str) -> Any:
     return storage.vdisk_lock(*guids)
 
 
+async def _record_new(
+    repo: Repository, daemon: DriverDaemon, volume: VDisk, name: str, vpool_guid: str, driver_guid: str,
+    fields: dict[str, Any],
+) -> None:
+    """Store a vDisk the daemon just made and serves; if the store refuses it, the daemon's volume goes again
+    (nothing half-made), and a name a concurrent create took first is the contract's 406."""
+    try:
+        await repo.create("vdisk", {
+            "name": name, "description": name, "devicename": f"{name}.qcow2", "volume_id": volume.export,
+            "vpool_guid": vpool_guid, "storagedriver_guid": driver_guid, "volume": volume.as_dict(),
+            "snapshot_records": [], **fields,
+        }, guid=volume.guid)
+    except Exception as e:
+        await daemon.remove(volume.guid, delete_image=True)
+        if isinstance(e, UniqueConflict):  # a concurrent create of this name won: the store is the judge
+            raise Refused(f"A vDisk with name {name} already exists in this vPool") from None
+        raise
+
+
 async def _event(ctx: TaskContext, event_type: str, **metadata: Any) -> None:
     await publish_event(ctx.node.store, event_type, metadata)
 
@@ -192,17 +211,7 @@ async def create(ctx: TaskContext, storagerouter_guid: str, vpool_guid: str, sto
     volume = VDisk(guid=guid, image=os.path.join(str(driver.data["mountpoint_bfs"]), f"{guid}.qcow2"), size=size)
     async with _lock(ctx, guid):
         await daemon.create(volume)
-        try:
-            await repo.create("vdisk", {
-                "name": name, "description": name, "size": size, "devicename": f"{name}.qcow2",
-                "volume_id": volume.export, "vpool_guid": vpool_guid, "storagedriver_guid": driver.guid,
-                "volume": volume.as_dict(), "snapshot_records": [],
-            }, guid=guid)
-        except Exception as e:
-            await daemon.remove(guid, delete_image=True)
-            if isinstance(e, UniqueConflict):  # a concurrent create of this name won: the store is the judge
-                raise Refused(f"A vDisk with name {name} already exists in this vPool") from None
-            raise
+        await _record_new(repo, daemon, volume, name, vpool_guid, driver.guid, {"size": size})
     await _event(ctx, "vdisk_created", vdisk_guid=guid, name=name, vpool_guid=vpool_guid,
                  storagedriver_guid=driver.guid,
                  nbd_uri=nbd_uri(str(driver.data["storage_ip"]), int(driver.data["port"]), volume.export))
@@ -366,18 +375,10 @@ async def serve_child(ctx: TaskContext, source_guid: str, chain: list[str], name
                   size=int(source.data["size"]))
     async with _lock(ctx, guid):
         volume = await daemon.clone(fresh, tuple(chain))
-        try:
-            await repo.create("vdisk", {
-                "name": name, "description": name, "size": volume.size, "devicename": f"{name}.qcow2",
-                "volume_id": volume.export, "vpool_guid": vpool_guid, "storagedriver_guid": driver.guid,
-                "parent_vdisk_guid": source.guid, "parentsnapshot": parentsnapshot, "vmachine_guid": vmachine_guid,
-                "volume": volume.as_dict(), "snapshot_records": [],
-            }, guid=guid)
-        except Exception as e:
-            await daemon.remove(guid, delete_image=True)
-            if isinstance(e, UniqueConflict):  # a concurrent create of this name won: the store is the judge
-                raise Refused(f"A vDisk with name {name} already exists in this vPool") from None
-            raise
+        await _record_new(repo, daemon, volume, name, vpool_guid, driver.guid, {
+            "size": volume.size, "parent_vdisk_guid": source.guid, "parentsnapshot": parentsnapshot,
+            "vmachine_guid": vmachine_guid,
+        })
     await _event(ctx, "vdisk_created", vdisk_guid=guid, name=name, vpool_guid=vpool_guid,
                  storagedriver_guid=driver.guid, parent_vdisk_guid=source.guid,
                  nbd_uri=nbd_uri(str(driver.data["storage_ip"]), int(driver.data["port"]), volume.export))

@@ -22,6 +22,7 @@ from ovsd.context import NodeContext
 from ovsd.service import prepare_data_dir
 from ovsd.store.connection import Store
 from ovsd.store.embedded import EmbeddedStoreServer
+from tests.storage_support import Daemon, cleanup, daemon_in, short_dir
 from tests.support import node_sections, write_config
 
 
@@ -94,3 +95,17 @@ async def api(store: Store, data_dir: Path) -> AsyncIterator[ApiHarness]:
     yield harness
     await service.stopService()
     await pool.closeCachedConnections()
+
+
+@pytest_twisted.async_yield_fixture
+async def daemon() -> AsyncIterator[Daemon]:
+    """A running qemu-storage-daemon in a directory of its own, removed afterwards (the storage layer's tests).
+
+    The cluster tests import their own ``daemon`` (a twistd node starter) from tests/cluster_support.py, which
+    takes precedence in their modules."""
+    directory = short_dir()
+    try:
+        async for d in daemon_in(directory):
+            yield d
+    finally:
+        cleanup(directory)

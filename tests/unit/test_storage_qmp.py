@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,17 +15,7 @@ from twisted.internet.testing import StringTransport
 
 from ovsd.storage import qmp
 from ovsd.storage.vdisk import VDisk
-from tests.storage_support import Daemon, MiB, cleanup, daemon_in, short_dir
-
-
-@pytest_twisted.async_yield_fixture
-async def daemon() -> AsyncIterator[Daemon]:
-    directory = short_dir()
-    try:
-        async for d in daemon_in(directory):
-            yield d
-    finally:
-        cleanup(directory)
+from tests.storage_support import Daemon, MiB, cleanup, short_dir
 
 
 def session_of(d: Daemon) -> qmp.QMPProtocol:

@@ -3,8 +3,6 @@ process I/O moves, and the ``_ps`` rates follow the original's rules exactly."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -14,19 +12,9 @@ from ovsd.dal.hybrids.unmeasured import zero_statistics
 from ovsd.storage import statistics as st
 from ovsd.storage.vdisk import VDisk
 from ovsd.store.connection import Store
-from tests.storage_support import Daemon, MiB, cleanup, daemon_in, short_dir, write
+from tests.storage_support import Daemon, MiB, write
 
 SIZE = 64 * MiB
-
-
-@pytest_twisted.async_yield_fixture
-async def daemon() -> AsyncIterator[Daemon]:
-    directory = short_dir()
-    try:
-        async for d in daemon_in(directory):
-            yield d
-    finally:
-        cleanup(directory)
 
 
 def new_vdisk(d: Daemon, guid: str) -> VDisk:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 import pytest_twisted
@@ -13,19 +12,9 @@ from twisted.internet import defer, reactor
 from ovsd.storage import images
 from ovsd.storage.daemon import StorageError, without
 from ovsd.storage.vdisk import VDisk
-from tests.storage_support import Daemon, MiB, assert_pattern, cleanup, daemon_in, qemu_io, short_dir, write
+from tests.storage_support import Daemon, MiB, assert_pattern, cleanup, qemu_io, short_dir, write
 
 SIZE = 64 * MiB
-
-
-@pytest_twisted.async_yield_fixture
-async def daemon() -> AsyncIterator[Daemon]:
-    directory = short_dir()
-    try:
-        async for d in daemon_in(directory):
-            yield d
-    finally:
-        cleanup(directory)
 
 
 def new_vdisk(d: Daemon, guid: str, size: int = SIZE) -> VDisk:

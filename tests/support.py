@@ -6,9 +6,12 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from twisted.internet import defer, reactor
 
 from devnode import (
     BIN,
@@ -21,6 +24,7 @@ from devnode import (
     wait_for,
     write_config,
 )
+from ovsd.store.connection import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,3 +154,23 @@ class HostileLink:
         self._stopped = True
         self._listener.close()
         self.start_resetting()
+
+
+async def sleep(seconds: float) -> None:
+    """Wait ``seconds`` on the reactor (for tests that run on it)."""
+    d: defer.Deferred[None] = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    await d
+
+
+async def connected_store(url: str, store_dir: Path, timeout: float = 5.0) -> Store:
+    """A started Store for ``url`` once it answers a PING (AssertionError, stopped, if it never does)."""
+    store = Store(url, store_dir, reactor)
+    store.startService()
+    deadline = time.monotonic() + timeout
+    while not await store.ping():
+        if time.monotonic() > deadline:
+            await store.stopService()
+            raise AssertionError(f"{store.description} never answered")
+        await sleep(0.05)
+    return store

@@ -11,29 +11,11 @@ from urllib.parse import urlencode
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 
 from ovsd.store.connection import Store
 from ovsd.store.errors import StoreUnavailable
-from tests.support import HostileLink, TwistdNode, free_port, valkey_server, wait_for
-
-
-async def _sleep(seconds: float) -> None:
-    d: defer.Deferred[None] = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    await d
-
-
-async def _connected(url: str, tmp_path: Path, timeout: float = 5.0) -> Store:
-    store = Store(url, tmp_path, reactor)
-    store.startService()
-    deadline = time.monotonic() + timeout
-    while not await store.ping():
-        if time.monotonic() > deadline:
-            await store.stopService()
-            raise AssertionError(f"{store.description} never answered")
-        await _sleep(0.05)
-    return store
+from tests.support import HostileLink, TwistdNode, connected_store, free_port, sleep, valkey_server, wait_for
 
 
 @pytest.fixture
@@ -53,14 +35,14 @@ def secured_server(tmp_path: Path) -> Iterator[int]:
 @pytest_twisted.ensureDeferred
 async def test_a_password_an_acl_user_and_a_database_in_the_url_are_used(secured_server: int, tmp_path: Path) -> None:
     port = secured_server
-    admin = await _connected(f"redis://:s3cret%3A%2F%40pw@127.0.0.1:{port}/0", tmp_path)
+    admin = await connected_store(f"redis://:s3cret%3A%2F%40pw@127.0.0.1:{port}/0", tmp_path)
     try:
         assert "s3cret" not in admin.description
         assert await admin.execute("ACL", "SETUSER", "ovsd", "on", ">user-pw", "~*", "+@all") == "OK"
         assert await admin.execute("SET", "where", "db0") == "OK"
     finally:
         await admin.stopService()
-    user = await _connected(f"redis://ovsd:user-pw@127.0.0.1:{port}/3", tmp_path)
+    user = await connected_store(f"redis://ovsd:user-pw@127.0.0.1:{port}/3", tmp_path)
     try:
         assert await user.execute("ACL", "WHOAMI") == "ovsd"
         assert await user.execute("GET", "where") is None  # database 3, not 0
@@ -68,7 +50,7 @@ async def test_a_password_an_acl_user_and_a_database_in_the_url_are_used(secured
     finally:
         await user.stopService()
     query = urlencode({"password": "s3cret:/@pw", "db": "3"})
-    over_unix = await _connected(f"unix://{tmp_path / 'v.sock'}?{query}", tmp_path)
+    over_unix = await connected_store(f"unix://{tmp_path / 'v.sock'}?{query}", tmp_path)
     try:
         assert await over_unix.execute("GET", "where") == "db3"
     finally:
@@ -82,7 +64,7 @@ async def test_a_wrong_password_keeps_the_store_unavailable_without_crashing(
     wrong = Store(f"redis://:nope@127.0.0.1:{secured_server}", tmp_path, reactor)
     wrong.startService()
     try:
-        await _sleep(0.5)
+        await sleep(0.5)
         assert not wrong.available
         with pytest.raises(StoreUnavailable):
             await wrong.execute("PING")
@@ -95,7 +77,7 @@ async def test_an_ipv6_store(tmp_path: Path) -> None:
     port = free_port()
     process = valkey_server(port, tmp_path / "valkey", bind="::1")
     try:
-        store = await _connected(f"redis://[::1]:{port}/1", tmp_path)
+        store = await connected_store(f"redis://[::1]:{port}/1", tmp_path)
         try:
             assert store.description == f"redis://[::1]:{port}/1"
             assert await store.execute("SET", "six", "yes") == "OK"

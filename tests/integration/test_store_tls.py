@@ -9,19 +9,18 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 
 from ovsd.store.connection import Store
 from ovsd.store.errors import StoreUnavailable
 from ovsd.tls import TlsPaths, ensure_material
-from tests.support import free_port, wait_for
+from tests.support import connected_store, free_port, sleep, wait_for
 
 PASSWORD = "tls:/@secret"
 
@@ -30,24 +29,6 @@ PASSWORD = "tls:/@secret"
 class TlsServer:
     port: int
     ca: Path
-
-
-async def _sleep(seconds: float) -> None:
-    d: defer.Deferred[None] = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    await d
-
-
-async def _connected(url: str, tmp_path: Path, timeout: float = 5.0) -> Store:
-    store = Store(url, tmp_path, reactor)
-    store.startService()
-    deadline = time.monotonic() + timeout
-    while not await store.ping():
-        if time.monotonic() > deadline:
-            await store.stopService()
-            raise AssertionError(f"{store.description} never answered")
-        await _sleep(0.05)
-    return store
 
 
 def _accepts_tcp(port: int) -> bool:
@@ -88,7 +69,7 @@ def tls_server(tmp_path: Path) -> Iterator[TlsServer]:
 async def test_rediss_with_the_servers_ca_and_a_password_carries_commands(tls_server: TlsServer,
                                                                           tmp_path: Path) -> None:
     url = f"rediss://:tls%3A%2F%40secret@127.0.0.1:{tls_server.port}/2?ca={tls_server.ca}"
-    store = await _connected(url, tmp_path)
+    store = await connected_store(url, tmp_path)
     try:
         assert store.description == f"rediss://127.0.0.1:{tls_server.port}/2"
         assert await store.execute("SET", "over", "tls") == "OK"
@@ -108,14 +89,14 @@ async def test_rediss_with_another_ca_never_connects(tls_server: TlsServer, tmp_
                        tmp_path, reactor)
     untrusting.startService()
     try:
-        await _sleep(1.0)  # a dozen attempts at the pool's back-off: none may succeed
+        await sleep(1.0)  # a dozen attempts at the pool's back-off: none may succeed
         assert not untrusting.available
         with pytest.raises(StoreUnavailable):
             await untrusting.execute("PING")
     finally:
         await untrusting.stopService()
     # the server is fine and nothing was written through the refused link
-    trusting = await _connected(f"rediss://:tls%3A%2F%40secret@127.0.0.1:{tls_server.port}/0?ca={tls_server.ca}",
+    trusting = await connected_store(f"rediss://:tls%3A%2F%40secret@127.0.0.1:{tls_server.port}/0?ca={tls_server.ca}",
                                 tmp_path)
     try:
         assert await trusting.execute("DBSIZE") == 0
@@ -129,7 +110,7 @@ async def test_rediss_without_the_password_is_refused_after_the_handshake(tls_se
     anonymous = Store(f"rediss://127.0.0.1:{tls_server.port}/0?ca={tls_server.ca}", tmp_path, reactor)
     anonymous.startService()
     try:
-        await _sleep(0.5)
+        await sleep(0.5)
         assert not anonymous.available  # TLS succeeded, the PING of its handshake got NOAUTH
         with pytest.raises(StoreUnavailable):
             await anonymous.execute("PING")

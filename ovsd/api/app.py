@@ -45,6 +45,7 @@ from ovsd.api.params import bind, path_problem
 from ovsd.auth.errors import AuthError
 from ovsd.auth.identity import Identity
 from ovsd.context import NodeContext
+from ovsd.dal.jsontext import WithJsonText
 from ovsd.dal.query import InvalidQuery
 from ovsd.dal.repository import DalError
 from ovsd.dal.text import utf8
@@ -76,6 +77,8 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def encode_json(body: Any) -> bytes:
     # utf8: a lone surrogate stored by an earlier release is answered as U+FFFD, never a 500
+    if type(body) is WithJsonText:  # an object fetch: its cached dynamics are JSON text already
+        return utf8(body.encode(_ENCODER.encode))
     return utf8(_ENCODER.encode(body))
 
 
@@ -186,6 +189,8 @@ class ApiApp:
             body = response.body
             if isinstance(body, bytes):  # JSON a handler encoded itself
                 body = json.loads(body) if body else None
+            elif type(body) is WithJsonText:
+                body = body.decoded()
             page = render_page(
                 request.method.decode("ascii", "replace"), request.path.decode("utf-8", "replace"),
                 response.status, body, self.links,

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 
 from ovsd.dal import batch
 from ovsd.dal.fields import ObjectType, ReverseRelation, no_data_yet
+from ovsd.dal.jsontext import cache_text, json_text
 from ovsd.dal.objects import (
     DalError,
     DataObject,
@@ -177,10 +178,13 @@ class Repository:
 
     async def dynamics(
         self, objects: list[DataObject], names: list[str], cached: list[dict[str, str | None]] | None = None,
+        as_text: bool = False,
     ) -> list[dict[str, Any]]:
         """Values of the named dynamics for each object, from the cache where fresh, else computed.
 
         ``cached``: the cache entries already read (per object, by name, as ``get_with`` gives them).
+        ``as_text``: a value found in the cache is given as its JSON text (a :class:`JsonText`) for an answer
+        to splice in, rather than decoded here and encoded again there.
         """
         if not objects or not names:
             return [{} for _ in objects]
@@ -197,9 +201,14 @@ class Repository:
             for name in names:
                 raw = entries.get(name)
                 if raw is not None:
-                    self.counters["dynamic_hit"] += 1
-                    values[name] = json.loads(raw)
-                    continue
+                    try:
+                        values[name] = json_text(raw) if as_text else json.loads(raw)
+                        self.counters["dynamic_hit"] += 1
+                        continue
+                    except ValueError:
+                        # a damaged cache entry is a miss: the value is computed (and cached) again
+                        log.warn("cached {kind} {name} of {guid} is not JSON; computing it again",
+                                 kind=obj.kind, name=name, guid=obj.guid)
                 self.counters["dynamic_miss"] += 1
                 dyn = t.dynamic_by_name[name]
                 if dyn.compute is no_data_yet:
@@ -208,7 +217,7 @@ class Repository:
                 value = await dyn.compute(obj, self)
                 values[name] = value
                 if is_cached(dyn):
-                    writes.append(("SET", keys.dynamic(obj.kind, obj.guid, name), json.dumps(value), "EX",
+                    writes.append(("SET", keys.dynamic(obj.kind, obj.guid, name), cache_text(value), "EX",
                                    dyn.timeout))
             results.append(values)
         if writes:

@@ -14,6 +14,7 @@ from typing import Any
 from ovsd.dal.batch import Sides
 from ovsd.dal.fields import ObjectType
 from ovsd.dal.grants import grant_guid
+from ovsd.dal.jsontext import WithJsonText
 from ovsd.dal.repository import DataObject, Repository
 
 #: an object and its sides, as ``Repository.get_with`` reads them
@@ -146,18 +147,21 @@ async def fetch_read(repo: Repository, kind: str, guid: str, contents: Contents 
 async def fetch(
     repo: Repository, kind: str, guid: str, contents: Contents | None, read: Awaitable[Fetched] | None = None,
 ) -> dict[str, Any]:
-    """One object as the API answers it (or ObjectNotFound). ``read``: the ``fetch_read`` of the same
-    arguments, already started; else it is read here."""
+    """One object as the API answers it (or ObjectNotFound): a WithJsonText when it has cached dynamics,
+    whose values are JSON text to write as they are. ``read``: the ``fetch_read`` of the same arguments,
+    already started; else it is read here."""
     t = repo.type_of(kind)
     plan = plan_for(t, contents or EVERYTHING)
     obj, sides = await (read if read is not None else fetch_read(repo, kind, guid, contents))
-    [item] = await _complete(repo, t, plan, [obj], sides, True, None)
+    [item] = await _complete(repo, t, plan, [obj], sides, True, None, as_text=True)
     return item
 
 
 async def _complete(repo: Repository, t: ObjectType, plan: Plan, objects: list[DataObject], sides: Sides,
-                    read: bool, everything: Sequence[DataObject] | None) -> list[dict[str, Any]]:
-    """The JSON objects, from their fields and sides (``read``: the sides hold the reverse relations)."""
+                    read: bool, everything: Sequence[DataObject] | None,
+                    as_text: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects, from their fields and sides (``read``: the sides hold the reverse relations;
+    ``as_text``: cached dynamics stay JSON text, in a WithJsonText, for an answer to splice in)."""
     out = _stored(plan, objects)
     reverse_by_name = t.reverse_by_name if plan.reverse else {}  # a property that builds its dict
     for key, name in plan.reverse:
@@ -169,9 +173,11 @@ async def _complete(repo: Repository, t: ObjectType, plan: Plan, objects: list[D
         for item, obj, value in zip(out, objects, values, strict=True):
             item[key] = sorted(grant_guid(rr.source, g, obj.guid) for g in value) if rr.junction else value
     if plan.dynamics:
-        computed = await repo.dynamics(objects, plan.dynamics, sides.cached)
+        computed = await repo.dynamics(objects, plan.dynamics, sides.cached, as_text)
         for item, dyn_values in zip(out, computed, strict=True):
             item.update(dyn_values)
+        if as_text:
+            out = [WithJsonText(item) for item in out]
     return out
 
 

@@ -68,6 +68,8 @@ def klein_path(path: bytes) -> str | None:
     """The path as a Klein route sees it (each segment percent-decoded, joined by slashes, then UTF-8);
     None when Klein would refuse it (not UTF-8)."""
     try:
+        if b"%" not in path:  # nothing to unquote (nearly every API path): the same text, a sixth of the cost
+            return path.decode("utf-8")
         return b"/".join([unquote_to_bytes(segment) for segment in path.split(b"/")]).decode("utf-8")
     except UnicodeDecodeError:
         return None

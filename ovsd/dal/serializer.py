@@ -15,6 +15,7 @@ from ovsd.dal.batch import Sides
 from ovsd.dal.fields import ObjectType
 from ovsd.dal.grants import grant_guid
 from ovsd.dal.jsontext import WithJsonText
+from ovsd.dal.objects import is_cached
 from ovsd.dal.repository import DataObject, Repository
 
 #: an object and its sides, as ``Repository.get_with`` reads them
@@ -78,6 +79,8 @@ class Plan:
     relations: list[tuple[str, str]]  # (key, relation name)
     reverse: list[tuple[str, str]]  # (key, reverse relation name)
     dynamics: list[str]
+    cached: list[str]  # those of the dynamics that live in the cache (read with the object)
+    reverse_names: list[str]
 
 
 _plans: dict[tuple[str, Contents], Plan] = {}
@@ -102,8 +105,9 @@ def _plan(t: ObjectType, contents: Contents) -> Plan:
     props = [p.name for p in t.public_props if not _excluded(contents, p.name)]
     relations = [(r.key, r.name) for r in t.relations if wanted(contents.relations, r.name, r.key)]
     reverse = [(rr.key, rr.name) for rr in t.reverse if wanted(contents.relations, rr.name, rr.key)]
-    dynamics = [d.name for d in t.dynamics if wanted(contents.dynamics, d.name, d.name)]
-    return Plan(props, relations, reverse, dynamics)
+    chosen = [d for d in t.dynamics if wanted(contents.dynamics, d.name, d.name)]
+    return Plan(props, relations, reverse, [d.name for d in chosen], [d.name for d in chosen if is_cached(d)],
+                [name for _, name in reverse])
 
 
 def _stored(plan: Plan, objects: list[DataObject]) -> list[dict[str, Any]]:
@@ -132,16 +136,14 @@ async def serialize(repo: Repository, objects: list[DataObject], contents: Conte
     plan = plan_for(t, contents)
     # the reverse indexes of a few objects and every cached dynamic come in one round trip
     few = len(objects) < _BULK_REVERSE_FROM
-    sides = await repo.sides(t.kind, objects, [name for _, name in plan.reverse] if few else [],
-                             repo.cached_dynamics(t.kind, plan.dynamics))
+    sides = await repo.sides(t.kind, objects, plan.reverse_names if few else [], plan.cached)
     return await _complete(repo, t, plan, objects, sides, few, everything)
 
 
 async def fetch_read(repo: Repository, kind: str, guid: str, contents: Contents | None) -> Fetched:
     """What answering one object needs from the store, in one round trip (or ObjectNotFound); reads only."""
     plan = plan_for(repo.type_of(kind), contents or EVERYTHING)
-    return await repo.get_with(kind, guid, [name for _, name in plan.reverse],
-                               repo.cached_dynamics(kind, plan.dynamics))
+    return await repo.get_with(kind, guid, plan.reverse_names, plan.cached)
 
 
 async def fetch(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ovsd.config import Config
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # their classes: those modules take this context (the worker hands it to task functions), and naming their
 # classes here would make an import circle.
 class TaskQueue(Protocol):
-    """The node's task engine (ovsd.tasks.engine.TaskEngine)."""
+    """The node's task engine (ovsd.tasks.engine.TaskEngine): what the views and task functions use of it."""
 
     @property
     def waiting(self) -> int: ...
@@ -29,6 +29,12 @@ class TaskQueue(Protocol):
     async def enqueue(self, name: str, kwargs: dict[str, Any] | None = None, node: str | None = None) -> str: ...
 
     async def wait(self, task_id: str, timeout: float) -> dict[str, Any] | None: ...
+
+    async def get(self, task_id: str) -> dict[str, Any] | None: ...
+
+    async def revoke(self, task_id: str) -> bool: ...
+
+    async def overview(self) -> dict[str, dict[str, list[dict[str, Any]]]]: ...
 
 
 class DriverStates(Protocol):
@@ -46,28 +52,31 @@ class Agent(Protocol):
     def live_figures(self) -> dict[str, Any]: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeContext:
-    """The node's collaborators as the API's views and the task functions reach them (built by build_node;
-    the services themselves get what they need in their constructors)."""
+    """The one handle of the API's views and of the task functions on their node.
+
+    Views and task functions are plain functions registered by decorators (``@endpoint``, ``@task``): they
+    have no constructor to receive collaborators, so they reach them here, through ``call.context`` and
+    ``TaskContext.node``. Everything else gets what it uses in its constructor (``ovsd.service.build_node``);
+    a service holds this context only to hand it on. Built once by build_node after every part it names,
+    and frozen: no field is ever missing or replaced while the node runs.
+    """
 
     config: Config
     store: Store
-    reactor: Any  # the reactor (or a Clock in unit tests that only need time)
-    # finds the caller of an API request (bearer tokens); without one, no call that needs a token succeeds
-    authenticator: Authenticator | None = None
-    # the object model (users, clients, tokens, StorageRouters …); set once the node has built it
-    repository: Repository | None = None
-    # the task engine (enqueue, wait, revoke, overview), the message bus (long-polls) and this node's agent;
-    # set by build_node (partial harnesses set what they use)
-    tasks: TaskQueue | None = None
-    messages: MessageBus | None = None
-    agent: Agent | None = None
-    # this node's StorageDrivers' daemons (qemu-storage-daemon), for the storage tasks; set by build_node
-    storage: NodeStorage | None = None
-    started_at: float = 0.0
-    # the API serves only once the node is bootstrapped (build_node starts it not ready; harnesses that
-    # bootstrap before they serve leave it ready)
-    readiness: Readiness = field(default_factory=lambda: Readiness(ready=True))
-    # (when read, StorageRouter ips): the cluster's ips, reused for a moment (ovsd.api.metadata)
-    ips_cache: tuple[float, list[str]] | None = None
+    reactor: Any
+    # finds the caller of an API request (bearer tokens)
+    authenticator: Authenticator
+    # the object model (users, clients, tokens, StorageRouters …)
+    repository: Repository
+    # the task engine (enqueue, wait, read, overview), the message bus (long-polls) and this node's agent
+    tasks: TaskQueue
+    messages: MessageBus
+    agent: Agent
+    # this node's StorageDrivers' daemons (qemu-storage-daemon), for the storage tasks
+    storage: NodeStorage
+    started_at: float
+    # the API serves only once the node is bootstrapped (the startup sequence, or a harness that bootstraps
+    # by itself, marks it ready: ovsd.service.Node.mark_ready)
+    readiness: Readiness

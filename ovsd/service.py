@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,10 @@ from ovsd import tls
 from ovsd.agent.launcher import Launchers
 from ovsd.agent.service import NodeAgent
 from ovsd.agent.supervisor import DriverSupervisor
+from ovsd.api.declare import Registry
 from ovsd.api.service import ApiService
 from ovsd.auth.authenticator import BearerAuthenticator
+from ovsd.auth.identity import Authenticator
 from ovsd.config import Config
 from ovsd.context import NodeContext
 from ovsd.controllers import load_controllers
@@ -115,7 +117,10 @@ class Node:
         self._ready.append(d)
         return d
 
-    def _now_ready(self) -> None:
+    def mark_ready(self) -> None:
+        """Say the node is bootstrapped: the API serves every route from now on. The startup sequence calls
+        it; a harness that bootstraps the store itself (or serves an API that needs no bootstrap) calls it
+        instead of starting that sequence."""
         self.context.readiness.set_ready()
         waiting, self._ready = self._ready, []
         for d in waiting:
@@ -123,20 +128,33 @@ class Node:
 
 
 def build_node(
-    config: Config, reactor: Any, *, store: Store | None = None, registry: TaskRegistry = DEFAULT_REGISTRY,
-    concurrency: int | None = None, repository_clock: Callable[[], float] | None = None,
-    tool_search: str | None = None,
+    config: Config, reactor: Any, clock: Any = None, *, store: Store | None = None,
+    registry: TaskRegistry = DEFAULT_REGISTRY, concurrency: int | None = None,
+    authenticator: Authenticator | None = None, endpoints: Registry | None = None,
+    worker_options: Mapping[str, Any] | None = None, tool_search: str | None = None,
 ) -> Node:
     """Build and wire every part of a node; each part gets its collaborators here and nowhere else.
+
+    Nothing is started: ``node.top`` runs the whole node, a harness starts the parts it needs
+    (``node.api``, ``node.engine``, ``node.worker`` …) and calls ``node.mark_ready()`` when it does not run
+    the startup sequence (a NotifyService in ``top``).
 
     Without ``store`` the node is a whole daemon: it owns its logging, its store connection and, for
     ``store.url = embedded``, the private Valkey, and a store from a newer ovsd stops the process with exit 3.
     With ``store`` (a test's or a benchmark's shared connection) it is the node's services alone on it.
+
+    ``clock`` is the time tests drive with a twisted ``Clock`` (the reactor when None): the object model's
+    now (token expiry, the brute-force windows, StorageRouter status) and the worker's task time limits,
+    heartbeats and record times. Connections, retries, the agent and the API always run on the reactor.
     ``registry`` and ``concurrency`` choose the task functions and how many run at once (tests use their own);
-    ``repository_clock`` is the object model's time (tests that expire tokens pass a Clock's);
-    ``tool_search`` is where the storage layer looks for qemu's programs (PATH when None).
+    ``authenticator`` finds the caller of an API request (bearer tokens when None); ``endpoints`` are the
+    declared endpoints the API serves (every view of ovsd/api/views when None); ``worker_options`` override
+    the worker's keyword options (``claim_idle``, ``stop_grace``, ``on_complete``, ``on_heartbeat``,
+    ``heartbeat_interval``) for tests that shorten or observe them; ``tool_search`` is where the storage layer
+    looks for qemu's programs (PATH when None).
     """
     owns_process = store is None
+    time = clock if clock is not None else reactor
     top = NodeService()
     top.reactor = reactor
     if owns_process:
@@ -146,12 +164,8 @@ def build_node(
         store = Store(config.store.url, config.store_dir, reactor)
         store.setServiceParent(top)
     assert store is not None
-    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds(),
-                          readiness=Readiness(ready=False))
-    repository = Repository(store, clock=repository_clock or reactor.seconds, reactor=reactor,
-                            thresholds=config.agent)
-    context.repository = repository
-    context.authenticator = BearerAuthenticator(repository)
+    started_at = reactor.seconds()
+    repository = Repository(store, clock=time.seconds, reactor=reactor, thresholds=config.agent)
     load_controllers()  # their @task declarations must be registered before the worker starts
     bound_store = store
 
@@ -166,14 +180,11 @@ def build_node(
     storage = NodeStorage(reactor, repository, driver_run_dir(str(config.node.data_dir)), tool_search=tool_search)
     for vpool_type in BLOCK_TYPES:
         launchers.register(vpool_type, storage.launcher)
-    context.storage = storage
     supervisor = DriverSupervisor(reactor, config.storagedriver)
     engine = TaskEngine(store, registry, config.node.machine_id, reactor, on_complete=publish_completion)
-    context.tasks = engine
     # the bus stops before the API drains: it answers the held long-polls at once, so a stop is not held
     # up by GUIs waiting for messages
     bus = MessageBus(store, reactor)
-    context.messages = bus
 
     def load() -> dict[str, int]:
         """What this node is doing now, for the live figures its agent pushes with every heartbeat (called
@@ -182,15 +193,23 @@ def build_node(
                 "active_waits": bus.waiter_count + engine.waiting}
 
     agent = NodeAgent(config, store, repository, reactor, supervisor, launchers, announce, storage, load,
-                      started_at=context.started_at)
+                      started_at=started_at)
     supervisor.on_change = agent.driver_changed
-    context.agent = agent
-    worker = TaskWorker(
-        context, config.node.machine_id, concurrency or config.worker.concurrency, registry, reactor,
-        on_complete=publish_completion, on_heartbeat=agent.worker_heartbeat,
-        heartbeat_interval=config.agent.heartbeat_interval,
+    # the views' and task functions' one handle, complete before the worker and the API that hand it on
+    context = NodeContext(
+        config=config, store=store, reactor=reactor, authenticator=authenticator or BearerAuthenticator(repository),
+        repository=repository, tasks=engine, messages=bus, agent=agent, storage=storage, started_at=started_at,
+        readiness=Readiness(ready=False),
     )
-    api = ApiService(context)
+    worker_hooks: dict[str, Any] = {
+        "on_complete": publish_completion, "on_heartbeat": agent.worker_heartbeat,
+        "heartbeat_interval": config.agent.heartbeat_interval, **(worker_options or {}),
+    }
+    worker = TaskWorker(
+        context, store, reactor, registry, machine_id=config.node.machine_id, node_name=config.node.name,
+        concurrency=concurrency or config.worker.concurrency, clock=clock, **worker_hooks,
+    )
+    api = ApiService(config, reactor, context, endpoints)
     node = Node(config, top, context, store, repository, storage, supervisor, agent, engine, worker, api, bus)
     for service in node.services:
         service.setServiceParent(top)
@@ -212,7 +231,7 @@ def build_node(
                     top.stop_with(3)
                 return
         await agent.when_registered()
-        node._now_ready()
+        node.mark_ready()
 
     NotifyService(ready, reactor).setServiceParent(top)
     return node

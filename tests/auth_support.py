@@ -10,22 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.task import Clock
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 
-from ovsd import tls
 from ovsd.api.call import Call
 from ovsd.api.declare import Registry
 from ovsd.api.service import ApiService
-from ovsd.auth.authenticator import BearerAuthenticator
-from ovsd.context import NodeContext
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.dal.repository import Repository
-from ovsd.service import prepare_data_dir
+from ovsd.service import build_node, prepare_data_dir
 from ovsd.store.connection import Store
-from tests.conftest import ApiHarness, node_config
+from tests.conftest import ApiHarness, node_config, serve_api
 
 ADMIN_PASSWORD = "admin-secret-pw"  # what tests.support.node_sections configures
 START = 1_700_000_000.0
@@ -49,11 +45,10 @@ def whoami_registry() -> Registry:
 
 @dataclass
 class AuthNode:
-    """One node: its HTTPS API, repository, authenticator and the clock both of them read."""
+    """One node: its HTTPS API, repository and the clock the repository (so the authenticator too) reads."""
 
     api: ApiHarness
     repository: Repository
-    authenticator: BearerAuthenticator
     clock: Clock
     pool: HTTPConnectionPool = field(repr=False)
 
@@ -107,23 +102,16 @@ async def auth_nodes(store: Store, tmp_path: Path) -> AsyncIterator[NodeFactory]
         data_dir.parent.mkdir(parents=True)
         config = node_config(data_dir, **sections)
         prepare_data_dir(config)
-        context = NodeContext(config=config, store=store, reactor=reactor)
         clock = Clock()
         clock.advance(START)
-        repository = Repository(context.store, clock=clock.seconds, reactor=reactor, thresholds=context.config.agent)
-        authenticator = BearerAuthenticator(repository)
-        context.repository = repository
-        context.authenticator = authenticator
-        await bootstrap(repository, config)
-        service = ApiService(context, whoami_registry())
-        service.startService()
-        port = await service.when_listening()
+        # the clock is the object model's time: token expiry and the brute-force windows
+        node = build_node(config, reactor, clock, store=store, endpoints=whoami_registry())
+        await bootstrap(node.repository, config)
+        node.mark_ready()
         pool = HTTPConnectionPool(reactor, persistent=False)
-        agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()),
-                      pool=pool)
-        started.append((service, pool))
-        harness = ApiHarness(context, service, HTTPClient(agent), port.getHost().port)
-        return AuthNode(harness, repository, authenticator, clock, pool)
+        harness = await serve_api(node, pool)
+        started.append((node.api, pool))
+        return AuthNode(harness, node.repository, clock, pool)
 
     yield start
     for service, pool in started:

@@ -19,7 +19,7 @@ from ovsd import tls
 from ovsd.api.service import ApiService
 from ovsd.config import Config, load
 from ovsd.context import NodeContext
-from ovsd.service import prepare_data_dir
+from ovsd.service import Node, build_node, prepare_data_dir
 from ovsd.store.connection import Store
 from ovsd.store.embedded import EmbeddedStoreServer
 from tests.storage_support import Daemon, cleanup, daemon_in, short_dir
@@ -81,19 +81,25 @@ def node_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
     return load(path, environ={})
 
 
+async def serve_api(node: Node, pool: HTTPConnectionPool) -> ApiHarness:
+    """Start the node's API alone (build_node starts nothing) and a client of it that trusts the node's CA."""
+    node.api.startService()
+    port = await node.api.when_listening()
+    agent = Agent(reactor, contextFactory=tls.client_policy((node.config.tls_dir / "ca.pem").read_bytes()), pool=pool)
+    return ApiHarness(node.context, node.api, HTTPClient(agent), port.getHost().port)
+
+
 @pytest_twisted.async_yield_fixture
 async def api(store: Store, data_dir: Path) -> AsyncIterator[ApiHarness]:
+    """The API of a node on the test store, serving at once (nothing that needs a bootstrapped store)."""
     config = node_config(data_dir)
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor)
-    service = ApiService(context)
-    service.startService()
-    port = await service.when_listening()
+    node = build_node(config, reactor, store=store)
+    node.mark_ready()
     pool = HTTPConnectionPool(reactor, persistent=False)
-    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    harness = ApiHarness(context, service, HTTPClient(agent), port.getHost().port)
+    harness = await serve_api(node, pool)
     yield harness
-    await service.stopService()
+    await node.api.stopService()
     await pool.closeCachedConnections()
 
 

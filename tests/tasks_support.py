@@ -49,17 +49,17 @@ def held_tasks() -> TaskRegistry:
 
 def main(config_path: str) -> None:
     from ovsd.config import load
-    from ovsd.context import NodeContext
+    from ovsd.service import build_node
     from ovsd.store.connection import Store
-    from ovsd.tasks import TaskWorker
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     config = load(Path(config_path), environ={})
     store = Store(config.store.url, config.store_dir, reactor)
-    context = NodeContext(config=config, store=store, reactor=reactor)
-    worker = TaskWorker(context, config.node.machine_id, 3, held_tasks(), reactor, claim_idle=1.0)
+    # the node's own wiring, of which only the worker runs (a crash of it is what the tests cause)
+    node = build_node(config, reactor, store=store, registry=held_tasks(), concurrency=3,
+                      worker_options={"claim_idle": 1.0})
     store.startService()
-    worker.startService()
+    node.worker.startService()
     reactor.run()
 
 

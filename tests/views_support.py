@@ -15,29 +15,23 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest_twisted
-from treq.client import HTTPClient
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
 from ovsd import tls
 from ovsd.api.declare import Endpoint
-from ovsd.api.service import ApiService
 from ovsd.auth.accounts import create_client, ensure_password_client
-from ovsd.auth.authenticator import BearerAuthenticator
 from ovsd.auth.passwords import hash_password
-from ovsd.context import NodeContext
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.dal.repository import DataObject, Repository
-from ovsd.messages.bus import MessageBus
-from ovsd.service import prepare_data_dir
+from ovsd.service import build_node, prepare_data_dir
 from ovsd.store import keys
 from ovsd.store.connection import Store
-from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine
 from tests.auth_support import basic
-from tests.conftest import ApiHarness, node_config
+from tests.conftest import ApiHarness, node_config, serve_api
 
 #: the role sets the matrix walks, by a readable name (each one a token's exact roles)
 ROLE_SETS: dict[str, frozenset[str]] = {
@@ -185,29 +179,20 @@ async def views_node(store: Store, tmp_path: Path) -> AsyncIterator[ViewsNode]:
     data_dir.parent.mkdir(parents=True)
     config = node_config(data_dir)
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor)
-    repository = Repository(store, clock=reactor.seconds, reactor=reactor, thresholds=config.agent)
-    context.repository = repository
-    context.authenticator = BearerAuthenticator(repository)
-    await bootstrap(repository, config)
-    # the views of tasks and messages need the node's task engine and message bus
-    engine = TaskEngine(store, DEFAULT_REGISTRY, config.node.machine_id, reactor)
-    bus = MessageBus(store, reactor)
-    context.tasks, context.messages = engine, bus
-    engine.startService()
-    bus.startService()
-    service = ApiService(context)
-    service.startService()
-    port = await service.when_listening()
+    node = build_node(config, reactor, store=store)
+    await bootstrap(node.repository, config)
+    node.mark_ready()
+    # the views of tasks and messages need the node's task engine and message bus (no worker, no agent)
+    node.engine.startService()
+    node.bus.startService()
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 20
-    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    harness = ApiHarness(context, service, HTTPClient(agent), cast(Any, port.getHost()).port)
-    yield ViewsNode(harness, repository, pool)
+    harness = await serve_api(node, pool)
+    yield ViewsNode(harness, node.repository, pool)
     await pool.closeCachedConnections()
-    await service.stopService()
-    await bus.stopService()
-    await engine.stopService()
+    await node.api.stopService()
+    await node.bus.stopService()
+    await node.engine.stopService()
 
 
 # --- paths -----------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ovsd.api.errors import (
 )
 from ovsd.api.html import LinkResolver, render_page
 from ovsd.api.http import ApiRequest, ApiSite, answer_internal_error, api_path
-from ovsd.api.metadata import api_metadata, storagerouter_ips
+from ovsd.api.metadata import ClusterIps, MetadataSource, api_metadata
 from ovsd.api.negotiation import HTML, JSON, Negotiator, negotiated_version
 from ovsd.api.oauth2 import token_endpoint
 from ovsd.api.openapi import openapi_document
@@ -128,6 +128,8 @@ class ApiApp:
 
     def __init__(self, context: NodeContext, registry: Registry | None = None) -> None:
         self.context = context
+        # GET /api and the CORS check both read the cluster's ips: one cache for both
+        self.metadata = MetadataSource(context, ClusterIps(context.repository, context.config.node.ip, context.reactor))
         self.site: ApiSite | None = None
         self.registry = registry if registry is not None else load_views()
         self.negotiator = Negotiator()
@@ -154,7 +156,7 @@ class ApiApp:
 
     async def cluster_ips(self) -> Sequence[str]:
         """The ips of every StorageRouter (their GUIs are allowed CORS origins)."""
-        return await storagerouter_ips(self.context)
+        return await self.metadata.cluster_ips()
 
     # --- the guard around every handler ----------------------------------------------------------------
     async def serve(self, request: Request, handler: Handler, needs_store: bool = True) -> bytes:
@@ -303,10 +305,7 @@ class ApiApp:
 
     async def authenticate(self, request: Request) -> Identity | None:
         """The caller (None without an Authorization header); a bad header raises 401."""
-        authenticator = self.context.authenticator
-        if authenticator is None:
-            return None
-        return await authenticator.authenticate(request)
+        return await self.context.authenticator.authenticate(request)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document of this app (built once: declarations do not change while serving)."""
@@ -321,7 +320,7 @@ class ApiApp:
         return self.openapi()
 
     async def _metadata(self, call: Call) -> dict[str, Any]:
-        return await api_metadata(self.context, call.request)
+        return await api_metadata(self.metadata, call.request)
 
     async def _token(self, call: Call) -> dict[str, Any]:
         return await token_endpoint(self.context, call.request)

@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from ovsd.api.errors import NO_STORE, ApiError, store_unavailable
+from ovsd.api.errors import NO_STORE, ApiError
 from ovsd.api.params import form_fields
 from ovsd.auth.errors import GrantRefused
 from ovsd.auth.oauth2 import TokenIssuer, oauth_error
@@ -48,8 +48,6 @@ def _header(request: IRequest, name: bytes) -> str | None:
 async def token_endpoint(context: NodeContext, request: IRequest) -> dict[str, Any]:
     """Grant a token, counting failures (every 400) and successes for the address's limits."""
     repository = context.repository
-    if repository is None:
-        raise store_unavailable()  # not wired yet: the node is still starting
     limit = TokenRateLimit(context.store, context.config.api.trusted_proxies, repository.now)
     address = limit.client_address(request)
     await limit.check(address)

@@ -16,6 +16,7 @@ from ovsd.api.declare import Registry
 from ovsd.api.http import ApiResource, ApiSite
 from ovsd.api.staticfiles import StaticFiles
 from ovsd.api.transport import listen_tls
+from ovsd.config import Config
 from ovsd.context import NodeContext
 
 log = Logger()
@@ -27,15 +28,20 @@ class ApiService(Service):
     name = "api"
     drain_timeout = 10.0
 
-    def __init__(self, context: NodeContext, registry: Registry | None = None) -> None:
-        self.context = context
-        self.api = ApiApp(context, registry)
+    def __init__(
+        self, config: Config, reactor: Any, context: NodeContext, endpoints: Registry | None = None,
+    ) -> None:
+        """``context`` is handed on to the views (``call.context``); ``endpoints`` are the declared endpoints
+        to serve (every view of ovsd/api/views when None)."""
+        self.config = config
+        self.reactor = reactor
+        self.api = ApiApp(context, endpoints)
         app: IResource = self.api.app.resource()
-        if context.config.api.static_dir:
+        if config.api.static_dir:
             # a directory's files at / (a GUI without a proxy); /api stays the app's
-            app = StaticFiles(app, context.config.api.static_dir)
-        self.site = ApiSite(ApiResource(app, self.api.render_declared), clock=context.reactor)
-        self.site.access_log = context.config.log.level == "debug"
+            app = StaticFiles(app, config.api.static_dir)
+        self.site = ApiSite(ApiResource(app, self.api.render_declared), clock=reactor)
+        self.site.access_log = config.log.level == "debug"
         self.api.site = self.site
         self.port: IListeningPort | None = None
         self._listening: list[defer.Deferred[IListeningPort]] = []
@@ -49,9 +55,9 @@ class ApiService(Service):
 
     def startService(self) -> None:
         super().startService()
-        config = self.context.config
+        config = self.config
         d = defer.maybeDeferred(
-            listen_tls, self.context.reactor, config.api.port, self.site, tls.server_options(config.tls_dir),
+            listen_tls, self.reactor, config.api.port, self.site, tls.server_options(config.tls_dir),
             config.api.host,
         )
 
@@ -66,7 +72,7 @@ class ApiService(Service):
         def failed(failure: Any) -> None:
             log.failure("cannot listen on {host}:{port}", failure, host=config.api.host, port=config.api.port)
             # a node that cannot serve its API is not running: stop rather than linger half-started
-            self.context.reactor.stop()
+            self.reactor.stop()
 
         d.addCallbacks(listening, failed)
 

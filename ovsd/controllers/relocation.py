@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from ovsd.controllers.vdisk import Refused, _daemon, _event, _lock, _repo, refresh_vmachine
+from ovsd.controllers.vdisk import Refused, _daemon, _event, refresh_vmachine
 from ovsd.dal.repository import DataObject, Repository
 from ovsd.storage.vdisk import VDisk
 from ovsd.tasks import FINISHED, SUCCESS, NodeUnavailable, Route, TaskContext, task
@@ -53,8 +53,7 @@ async def _running_targets(repo: Repository, vpool_guid: str, here: str) -> list
 async def _adopt_there(ctx: TaskContext, vdisk_guid: str, source: DataObject, target: DataObject) -> None:
     """Run vdisk.adopt on the target's node and wait; raises unless it serves the vDisk now."""
     tasks = ctx.node.tasks
-    assert tasks is not None
-    router = await _repo(ctx).get("storagerouter", str(target.data["storagerouter_guid"]))
+    router = await ctx.node.repository.get("storagerouter", str(target.data["storagerouter_guid"]))
     task_id = await tasks.enqueue("vdisk.adopt", {
         "vdisk_guid": vdisk_guid, "from_storagedriver_guid": source.guid, "storagedriver_guid": target.guid,
     }, node=str(router.data["machine_id"]))
@@ -72,9 +71,9 @@ async def _adopt_there(ctx: TaskContext, vdisk_guid: str, source: DataObject, ta
 
 async def _move(ctx: TaskContext, vdisk_guid: str, source: DataObject, target: DataObject) -> bool:
     """Move one vDisk from ``source`` (a driver of this node) to ``target``; False if it was not ours any more."""
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     daemon = await _daemon(ctx, source)
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk = await repo.get("vdisk", vdisk_guid)
         if vdisk.data.get("storagedriver_guid") != source.guid or not vdisk.data.get("volume"):
             return False
@@ -98,7 +97,7 @@ async def move_away(ctx: TaskContext, storagerouter_guid: str) -> dict[str, Any]
 
     Result ``{"moved": {vdisk guid: new StorageDriver guid}}``; fails naming the vDisks it could not move.
     """
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     drivers = await repo.get_many("storagedriver",
                                   await repo.reverse_guids("storagerouter", storagerouter_guid, "storagedrivers"))
     moved: dict[str, str] = {}
@@ -138,7 +137,7 @@ async def move_away(ctx: TaskContext, storagerouter_guid: str) -> dict[str, Any]
 async def adopt(ctx: TaskContext, vdisk_guid: str, from_storagedriver_guid: str, storagedriver_guid: str) -> bool:
     """Open and export a vDisk another driver of its DISTRIBUTED vPool has closed, and record this driver as its
     owner (only while the record still names the one it came from)."""
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     driver = await repo.get("storagedriver", storagedriver_guid)
     daemon = await _daemon(ctx, driver)
 
@@ -150,7 +149,7 @@ async def adopt(ctx: TaskContext, vdisk_guid: str, from_storagedriver_guid: str,
         still_there(data)
         return {"storagedriver_guid": driver.guid, "volume": volume.as_dict()}
 
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk = await repo.get("vdisk", vdisk_guid)
         if vdisk.data.get("vpool_guid") != driver.data.get("vpool_guid"):
             raise Refused(f"StorageDriver {driver.data.get('name')} is not of the vPool of vDisk "

@@ -51,7 +51,6 @@ async def run_on_storagerouter(context: NodeContext, guid: str, name: str, kwarg
 
     ObjectNotFound for an unknown StorageRouter, NodeUnavailable when its node is down.
     """
-    assert context.repository is not None and context.tasks is not None, "the node is built before serving"
     router = await context.repository.get("storagerouter", guid)
     return await context.tasks.enqueue(name, {**kwargs, "storagerouter_guid": guid},
                                        node=str(router.data["machine_id"]))

@@ -71,45 +71,29 @@ def is_template(vdisk: DataObject) -> bool:
 
 async def run_on_vdisk(node: NodeContext, vdisk: DataObject, name: str, kwargs: dict[str, Any]) -> str:
     """Queue a task on the node whose StorageDriver serves the vDisk; its task id."""
-    assert node.repository is not None and node.tasks is not None
     _, router = await served_by(node.repository, vdisk)
     return await node.tasks.enqueue(name, {**kwargs, "vdisk_guid": vdisk.guid}, node=str(router.data["machine_id"]))
 
 
 async def run_on_router(node: NodeContext, router_guid: str, name: str, kwargs: dict[str, Any]) -> str:
-    assert node.repository is not None and node.tasks is not None
     router = await node.repository.get("storagerouter", router_guid)
     return await node.tasks.enqueue(name, kwargs, node=str(router.data["machine_id"]))
 
 
 # --- inside the tasks ----------------------------------------------------------------------------------------
-def _repo(ctx: TaskContext) -> Repository:
-    repo = ctx.node.repository
-    assert repo is not None
-    return repo
-
-
 async def _daemon(ctx: TaskContext, driver: DataObject) -> DriverDaemon:
     storage = ctx.node.storage
-    if storage is None:
-        raise RuntimeError("this node serves no storage")
-    router = await _repo(ctx).get("storagerouter", str(driver.data["storagerouter_guid"]))
+    router = await ctx.node.repository.get("storagerouter", str(driver.data["storagerouter_guid"]))
     if router.data.get("machine_id") != ctx.node.config.node.machine_id:
         raise RuntimeError(f"StorageDriver {driver.data['name']} is not on this node")
     return await storage.daemon(driver.guid)
 
 
 async def _loaded(ctx: TaskContext, guid: str) -> tuple[DataObject, DataObject, DriverDaemon]:
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     vdisk = await repo.get("vdisk", guid)
     driver, _ = await served_by(repo, vdisk)
     return vdisk, driver, await _daemon(ctx, driver)
-
-
-def _lock(ctx: TaskContext, *guids: str) -> Any:
-    storage = ctx.node.storage
-    assert storage is not None
-    return storage.vdisk_lock(*guids)
 
 
 async def _record_new(
@@ -168,7 +152,7 @@ def _paths_of(data: dict[str, Any]) -> set[str]:
 
 async def _collect_files(ctx: TaskContext, vpool_guid: str, candidates: Iterable[str]) -> None:
     """Delete the candidate image files no vDisk of the vPool references any more."""
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     vdisks = await repo.get_many("vdisk", await repo.reverse_guids("vpool", vpool_guid, "vdisks"))
     used: set[str] = set()
     for vdisk in vdisks:
@@ -186,8 +170,9 @@ def next_timestamp(records: list[dict[str, Any]], now: float) -> str:
 
 
 async def _store_volume(ctx: TaskContext, guid: str, volume: VDisk, **changes: Any) -> DataObject:
-    stored = await _repo(ctx).update("vdisk", guid, {"volume": volume.as_dict(), "size": volume.size, **changes})
-    await refresh_vmachine(_repo(ctx), stored)
+    repo = ctx.node.repository
+    stored = await repo.update("vdisk", guid, {"volume": volume.as_dict(), "size": volume.size, **changes})
+    await refresh_vmachine(repo, stored)
     return stored
 
 
@@ -202,14 +187,14 @@ async def refresh_vmachine(repo: Repository, vdisk: DataObject) -> None:
 async def create(ctx: TaskContext, storagerouter_guid: str, vpool_guid: str, storagedriver_guid: str, name: str,
                  size: int) -> str:
     """A new vDisk: a qcow2 image in the vPool's image directory, opened and exported; its guid."""
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     driver = await repo.get("storagedriver", storagedriver_guid)
     daemon = await _daemon(ctx, driver)
     if await name_taken(repo, vpool_guid, name):
         raise Refused(f"A vDisk with name {name} already exists in this vPool")
     guid = str(uuid.uuid4())
     volume = VDisk(guid=guid, image=os.path.join(str(driver.data["mountpoint_bfs"]), f"{guid}.qcow2"), size=size)
-    async with _lock(ctx, guid):
+    async with ctx.node.storage.vdisk_lock(guid):
         await daemon.create(volume)
         await _record_new(repo, daemon, volume, name, vpool_guid, driver.guid, {"size": size})
     await _event(ctx, "vdisk_created", vdisk_guid=guid, name=name, vpool_guid=vpool_guid,
@@ -221,8 +206,8 @@ async def create(ctx: TaskContext, storagerouter_guid: str, vpool_guid: str, sto
 @task(name="vdisk.delete", route=Route.STORAGEROUTER, timeout=120)
 async def delete(ctx: TaskContext, vdisk_guid: str) -> bool:
     """Stop serving a vDisk and remove it with the image files nothing else needs."""
-    repo = _repo(ctx)
-    async with _lock(ctx, vdisk_guid):
+    repo = ctx.node.repository
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, driver, daemon = await _loaded(ctx, vdisk_guid)
         children = await repo.reverse_guids("vdisk", vdisk.guid, "child_vdisks")
         if children:
@@ -241,7 +226,7 @@ async def delete(ctx: TaskContext, vdisk_guid: str) -> bool:
 @task(name="vdisk.extend", route=Route.STORAGEROUTER, timeout=120)
 async def extend(ctx: TaskContext, vdisk_guid: str, new_size: int) -> int:
     """Grow a vDisk (connected clients are dropped: an NBD export cannot change size under them)."""
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         if new_size < int(vdisk.data["size"]):
             raise Refused("a vDisk can only grow")
@@ -270,7 +255,7 @@ async def create_snapshot(ctx: TaskContext, vdisk_guid: str, name: str = "", con
     """Freeze the vDisk's data now (its export stays up); the snapshot's guid."""
     if automatic and sticky:
         raise Refused("A snapshot cannot be automatic and sticky")
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         record = await take_snapshot(ctx, vdisk, daemon, name, consistent, automatic, sticky, timestamp)
     return str(record["guid"])
@@ -313,8 +298,8 @@ async def removal_refusal(repo: Repository, vdisk: DataObject, snapshot_id: str)
 @task(name="vdisk.remove_snapshot", route=Route.STORAGEROUTER, timeout=3600)
 async def remove_snapshot(ctx: TaskContext, vdisk_guid: str, snapshot_id: str) -> bool:
     """Remove a snapshot: its data merges into the image above it (what the vDisk shows does not change)."""
-    repo = _repo(ctx)
-    async with _lock(ctx, vdisk_guid):
+    repo = ctx.node.repository
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         refusal = await removal_refusal(repo, vdisk, snapshot_id)
         if refusal:
@@ -348,7 +333,7 @@ async def remove_snapshot(ctx: TaskContext, vdisk_guid: str, snapshot_id: str) -
 @task(name="vdisk.rollback", route=Route.STORAGEROUTER, timeout=120)
 async def rollback(ctx: TaskContext, vdisk_guid: str, timestamp: str) -> bool:
     """Bring the vDisk back to the snapshot of that timestamp (clients are dropped; every snapshot stays)."""
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         found = [r for r in vdisk.data.get("snapshot_records") or [] if str(r["timestamp"]) == str(timestamp)]
         if not found:
@@ -363,7 +348,7 @@ async def rollback(ctx: TaskContext, vdisk_guid: str, timestamp: str) -> bool:
 async def serve_child(ctx: TaskContext, source_guid: str, chain: list[str], name: str, storagedriver_guid: str,
                       parentsnapshot: str | None = None, vmachine_guid: str | None = None) -> dict[str, Any]:
     """A new vDisk on a read-only chain (a snapshot, or a template), served by a driver of this node."""
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     source = await repo.get("vdisk", source_guid)
     driver = await repo.get("storagedriver", storagedriver_guid)
     daemon = await _daemon(ctx, driver)
@@ -373,7 +358,7 @@ async def serve_child(ctx: TaskContext, source_guid: str, chain: list[str], name
     guid = str(uuid.uuid4())
     fresh = VDisk(guid=guid, image=os.path.join(str(driver.data["mountpoint_bfs"]), f"{guid}.qcow2"),
                   size=int(source.data["size"]))
-    async with _lock(ctx, guid):
+    async with ctx.node.storage.vdisk_lock(guid):
         volume = await daemon.clone(fresh, tuple(chain))
         await _record_new(repo, daemon, volume, name, vpool_guid, driver.guid, {
             "size": volume.size, "parent_vdisk_guid": source.guid, "parentsnapshot": parentsnapshot,
@@ -387,12 +372,11 @@ async def serve_child(ctx: TaskContext, source_guid: str, chain: list[str], name
 
 async def _child_on(ctx: TaskContext, router_guid: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """serve_child here, or as a task on the node of that StorageRouter (and wait for it)."""
-    repo = _repo(ctx)
+    repo = ctx.node.repository
     router = await repo.get("storagerouter", router_guid)
     if router.data.get("machine_id") == ctx.node.config.node.machine_id:
         here: dict[str, Any] = await serve_child(ctx, **kwargs)
         return here
-    assert ctx.node.tasks is not None
     task_id = await ctx.node.tasks.enqueue("vdisk.serve_child", kwargs, node=str(router.data["machine_id"]))
     record = await ctx.node.tasks.wait(task_id, 120)
     if record is None or record.get("status") != "SUCCESS":
@@ -405,8 +389,8 @@ async def _child_on(ctx: TaskContext, router_guid: str, kwargs: dict[str, Any]) 
 async def clone(ctx: TaskContext, vdisk_guid: str, name: str, storagerouter_guid: str,
                 snapshot_id: str | None = None, vmachine_guid: str | None = None) -> dict[str, Any]:
     """A thin clone of a snapshot (a new automatic one when none is given), served on that StorageRouter."""
-    repo = _repo(ctx)
-    async with _lock(ctx, vdisk_guid):
+    repo = ctx.node.repository
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         if snapshot_id is None:
             record = await take_snapshot(ctx, vdisk, daemon, "", False, True, False)
@@ -423,7 +407,7 @@ async def clone(ctx: TaskContext, vdisk_guid: str, name: str, storagerouter_guid
 @task(name="vdisk.set_as_template", route=Route.STORAGEROUTER, timeout=60)
 async def set_as_template(ctx: TaskContext, vdisk_guid: str) -> bool:
     """Make the vDisk a template: read-only from now on, the base of its children."""
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         volume = await daemon.set_as_template(vdisk.guid)
         await _store_volume(ctx, vdisk.guid, volume)
@@ -469,7 +453,7 @@ async def set_config_params(ctx: TaskContext, vdisk_guid: str, settings: dict[st
     """Apply the vDisk's cache mode and write-through on its driver, then store them with its description
     (what a replay after a restart opens it with); answers the vDisk's settings."""
     wanted = check_config(settings)
-    async with _lock(ctx, vdisk_guid):
+    async with ctx.node.storage.vdisk_lock(vdisk_guid):
         vdisk, _, daemon = await _loaded(ctx, vdisk_guid)
         volume = _served(daemon, vdisk)
         cache_direct = volume.cache_direct

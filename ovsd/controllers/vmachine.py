@@ -26,11 +26,6 @@ from ovsd.tasks import Route, TaskContext, task
 SUBTASK_WAIT = 300.0
 
 
-def _repo(node: NodeContext) -> Repository:
-    assert node.repository is not None
-    return node.repository
-
-
 async def disks_of(repo: Repository, vmachine_guid: str) -> list[DataObject]:
     disks = await repo.get_many("vdisk", await repo.reverse_guids("vmachine", vmachine_guid, "vdisks"))
     return sorted(disks, key=lambda d: (d.data.get("order") or 0, str(d.data.get("name") or "")))
@@ -45,7 +40,6 @@ async def group_at(repo: Repository, vmachine_guid: str, timestamp: str) -> dict
 
 async def run_all(node: NodeContext, steps: Sequence[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Queue each (node machine_id, task name, kwargs) and wait for all; their records."""
-    assert node.tasks is not None
     ids = [await node.tasks.enqueue(name, kwargs, node=machine) for machine, name, kwargs in steps]
     records = []
     for task_id in ids:
@@ -68,9 +62,8 @@ async def _machine_of(repo: Repository, vdisk: DataObject) -> str:
 async def snapshot_together(ctx: TaskContext, vdisk_guids: list[str], timestamp: str, label: str,
                             consistent: bool, sticky: bool) -> dict[str, str]:
     """One snapshot of these vDisks (one daemon) in one QMP transaction; {vdisk guid: snapshot guid}."""
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     storage = ctx.node.storage
-    assert storage is not None
     async with storage.vdisk_lock(*vdisk_guids):
         disks = await repo.get_many("vdisk", vdisk_guids)
         driver, _ = await vdisks.served_by(repo, disks[0])
@@ -91,7 +84,7 @@ async def snapshot_together(ctx: TaskContext, vdisk_guids: list[str], timestamp:
 @task(name="vmachine.snapshot", route=Route.ANY, timeout=300)
 async def snapshot(ctx: TaskContext, vmachine_guid: str, name: str, consistent: bool, sticky: bool) -> str:
     """Snapshot every vDisk of the vMachine at one instant; the snapshot group's timestamp."""
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     machine = await repo.get("vmachine", vmachine_guid)
     disks = await disks_of(repo, vmachine_guid)
     if not disks:
@@ -121,7 +114,7 @@ async def snapshot(ctx: TaskContext, vmachine_guid: str, name: str, consistent: 
 
 
 async def _each_disk(ctx: TaskContext, vmachine_guid: str, name: str, kwargs_of: Any) -> None:
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     steps = []
     for disk in await disks_of(repo, vmachine_guid):
         steps.append((await _machine_of(repo, disk), name, {"vdisk_guid": disk.guid, **kwargs_of(disk)}))
@@ -133,14 +126,14 @@ async def _each_disk(ctx: TaskContext, vmachine_guid: str, name: str, kwargs_of:
 @task(name="vmachine.rollback", route=Route.ANY, timeout=300)
 async def rollback(ctx: TaskContext, vmachine_guid: str, timestamp: str) -> bool:
     """Bring every vDisk of the vMachine back to the snapshot group of that timestamp."""
-    await group_at(_repo(ctx.node), vmachine_guid, timestamp)
+    await group_at(ctx.node.repository, vmachine_guid, timestamp)
     await _each_disk(ctx, vmachine_guid, "vdisk.rollback", lambda disk: {"timestamp": str(timestamp)})
     return True
 
 
 @task(name="vmachine.delete_snapshot", route=Route.ANY, timeout=3600)
 async def delete_snapshot(ctx: TaskContext, vmachine_guid: str, timestamp: str) -> bool:
-    group = await group_at(_repo(ctx.node), vmachine_guid, timestamp)
+    group = await group_at(ctx.node.repository, vmachine_guid, timestamp)
     await _each_disk(ctx, vmachine_guid, "vdisk.remove_snapshot",
                      lambda disk: {"snapshot_id": group["snapshots"][disk.guid]})
     return True
@@ -149,14 +142,14 @@ async def delete_snapshot(ctx: TaskContext, vmachine_guid: str, timestamp: str) 
 @task(name="vmachine.set_as_template", route=Route.ANY, timeout=300)
 async def set_as_template(ctx: TaskContext, vmachine_guid: str) -> bool:
     await _each_disk(ctx, vmachine_guid, "vdisk.set_as_template", lambda disk: {})
-    await _repo(ctx.node).update("vmachine", vmachine_guid, {"is_vtemplate": True})
+    await ctx.node.repository.update("vmachine", vmachine_guid, {"is_vtemplate": True})
     return True
 
 
 async def _new_machine(ctx: TaskContext, template: DataObject, name: str, description: str,
                        pmachine_guid: str | None, steps_of: Any) -> str:
     """A new vMachine whose disks are made by ``steps_of(disk, new guid)``; removed again on a failure."""
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     if any(v.data.get("name") == name for v in await repo.load_all("vmachine")):
         raise vdisks.Refused(f"A vMachine with name {name} already exists")
     machine = await repo.create("vmachine", {
@@ -182,7 +175,7 @@ async def _new_machine(ctx: TaskContext, template: DataObject, name: str, descri
 async def create_from_template(ctx: TaskContext, vmachine_guid: str, pmachine_guid: str, name: str,
                                description: str = "") -> str:
     """A vMachine on that pMachine's StorageRouter whose disks are thin children of the template's."""
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     template = await repo.get("vmachine", vmachine_guid)
     routers = await repo.reverse_guids("pmachine", pmachine_guid, "storagerouters")
     if len(routers) != 1:
@@ -216,7 +209,7 @@ async def create_multiple_from_template(ctx: TaskContext, vmachine_guid: str, pm
 @task(name="vmachine.clone_from_snapshot", route=Route.ANY, timeout=600)
 async def clone_from_snapshot(ctx: TaskContext, vmachine_guid: str, timestamp: str, new_machine_name: str) -> str:
     """A vMachine whose disks are thin clones of this one's snapshot group at that timestamp."""
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     source = await repo.get("vmachine", vmachine_guid)
     group = await group_at(repo, vmachine_guid, timestamp)
 
@@ -234,7 +227,7 @@ async def clone_from_snapshot(ctx: TaskContext, vmachine_guid: str, timestamp: s
 @task(name="vmachine.delete", route=Route.ANY, timeout=600)
 async def delete(ctx: TaskContext, vmachine_guid: str) -> bool:
     """A template: its disks are deleted with it. A vMachine: unregistered, its disks stay (detached)."""
-    repo = _repo(ctx.node)
+    repo = ctx.node.repository
     machine = await repo.get("vmachine", vmachine_guid)
     disks = await disks_of(repo, vmachine_guid)
     if machine.data.get("is_vtemplate"):

@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from ovsd.context import NodeContext
 from ovsd.dal.repository import DataObject, Repository
 from ovsd.messages import publish_event
-from ovsd.storage.node import BLOCK_TYPES, NodeStorage
+from ovsd.storage.node import BLOCK_TYPES
 from ovsd.tasks import FAILURE, Route, TaskContext, task
 
 log = Logger()
@@ -106,7 +106,6 @@ def check_parameters(given: Mapping[str, Any]) -> dict[str, Any]:
 # --- the lifecycle ---------------------------------------------------------------------------------------
 async def set_status(node: NodeContext, vpool_guid: str, status: str, reason: str = "") -> None:
     """Store the vPool's status and announce the change (an EVENT in the message log)."""
-    assert node.repository is not None
     vpool = await node.repository.update("vpool", vpool_guid, {"lifecycle": {"status": status, "reason": reason}})
     await announce(node, vpool.guid, str(vpool.data["name"]), status, reason)
 
@@ -116,13 +115,6 @@ async def announce(node: NodeContext, vpool_guid: str, name: str, status: str, r
     if reason:
         metadata["reason"] = reason
     await publish_event(node.store, "vpool_status_changed", metadata)
-
-
-def storage_of(ctx: TaskContext) -> NodeStorage:
-    storage = ctx.node.storage
-    if storage is None:
-        raise RuntimeError("this node serves no storage (no storage registry)")
-    return storage
 
 
 def _in_thread(ctx: TaskContext, function: Any, *args: Any) -> Any:
@@ -176,9 +168,7 @@ async def drivers_of(repo: Repository, vpool_guid: str) -> list[DataObject]:
 
 async def _sync_agent(ctx: TaskContext) -> None:
     """Have the agent start (or stop) this node's drivers now rather than at its next heartbeat."""
-    agent = ctx.node.agent
-    if agent is not None:
-        await agent.sync_drivers()
+    await ctx.node.agent.sync_drivers()
 
 
 # --- add_vpool -----------------------------------------------------------------------------------------------
@@ -187,8 +177,7 @@ async def add_vpool(ctx: TaskContext, storagerouter_guid: str, parameters: dict[
     """Create or extend a vPool with a StorageDriver on this node and start it (see the module)."""
     node = ctx.node
     repo = node.repository
-    assert repo is not None
-    storage = storage_of(ctx)
+    storage = ctx.node.storage
     p = check_parameters(parameters)
     name = p["vpool_name"]
     storage.check_tools()  # MissingTool names the Debian package: the task fails with that sentence
@@ -270,8 +259,7 @@ def _filesystem_size(path: str) -> int:
 
 
 def _driver_failure(node: NodeContext, guid: str) -> str | None:
-    agent = node.agent
-    state = agent.supervisor.state(guid) if agent is not None else None
+    state = node.agent.supervisor.state(guid)
     if state is not None and state.last_exit is not None:
         return f"the storagedriver process ended: {state.last_exit}"
     return None
@@ -282,11 +270,10 @@ async def _undo_add(ctx: TaskContext, vpool: DataObject, driver: DataObject | No
     """Leave nothing half-made: the driver (and its process), the directories made, a vPool made now."""
     node = ctx.node
     repo = node.repository
-    assert repo is not None
     if driver is not None:
         await repo.delete("storagedriver", driver.guid)
         await _sync_agent(ctx)
-        storage_of(ctx).forget(driver.guid)
+        ctx.node.storage.forget(driver.guid)
     await _in_thread(ctx, _remove_empty_dirs, made_dirs)
     await announce(node, vpool.guid, str(vpool.data["name"]), FAILURE, reason)
     if created_vpool:
@@ -310,7 +297,6 @@ async def remove_storagedriver(ctx: TaskContext, storagerouter_guid: str, storag
     """Stop and remove a StorageDriver of this node; the last one of its vPool removes the vPool."""
     node = ctx.node
     repo = node.repository
-    assert repo is not None
     driver = await repo.get("storagedriver", storagedriver_guid)
     refusal = await removal_refusal(repo, driver)
     if refusal:
@@ -321,8 +307,7 @@ async def remove_storagedriver(ctx: TaskContext, storagerouter_guid: str, storag
     try:
         await repo.delete("storagedriver", driver.guid)
         await _sync_agent(ctx)
-        if ctx.node.storage is not None:
-            ctx.node.storage.forget(driver.guid)
+        ctx.node.storage.forget(driver.guid)
         keep = {str(d.data.get(m)) for d in others for m in MOUNTPOINTS}
         dirs = [str(driver.data[m]) for m in MOUNTPOINTS if driver.data.get(m) and str(driver.data[m]) not in keep]
         await _in_thread(ctx, _remove_empty_dirs, sorted(dirs, key=len, reverse=True))
@@ -346,7 +331,6 @@ async def update_storagedrivers(ctx: TaskContext, vpool_guid: str, storagedriver
     """
     node = ctx.node
     repo = node.repository
-    assert repo is not None and node.tasks is not None
     vpool = await repo.get("vpool", vpool_guid)
     template = await repo.get("storagedriver", storagedriver_guid)
     host, _, port = str(vpool.data.get("connection") or "").partition(":")

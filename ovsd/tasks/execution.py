@@ -15,7 +15,7 @@ from twisted.logger import Logger
 
 from ovsd.context import NodeContext
 from ovsd.store import keys
-from ovsd.store.connection import StoreUnavailable
+from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.tasks import scripts
 from ovsd.tasks.engine import CompletionHook
 from ovsd.tasks.records import FAILURE, FINISHED_TTL, INTERRUPTED, STARTED, SUCCESS, decode, pairs
@@ -34,11 +34,14 @@ class TaskExecution:
     retry_delay = 0.5
 
     def __init__(
-        self, context: NodeContext, registry: TaskRegistry, worker: str, group: str, clock: Any,
-        on_complete: CompletionHook | None, stopping: Callable[[], bool],
+        self, context: NodeContext, store: Store, reactor: Any, registry: TaskRegistry, worker: str, group: str,
+        clock: Any, on_complete: CompletionHook | None, stopping: Callable[[], bool],
     ) -> None:
+        """``context`` is handed on to the task functions (``TaskContext.node``); ``clock`` times the task limits
+        and stamps the records, the reactor paces the retries."""
         self.context = context
-        self.store = context.store
+        self.store = store
+        self.reactor = reactor
         self.registry = registry
         self.worker = worker
         self.group = group
@@ -55,7 +58,7 @@ class TaskExecution:
                 if self.stopping():
                     raise
                 log.warn("task worker: store unavailable ({error}), retrying", error=str(e))
-                await task.deferLater(self.context.reactor, self.retry_delay, lambda: None)
+                await task.deferLater(self.reactor, self.retry_delay, lambda: None)
 
     async def handle(self, queue: str, entry_id: str, task_id: str | None, recovering: bool) -> None:
         """Run the task of one entry, or settle it without running (revoked, gone, interrupted)."""

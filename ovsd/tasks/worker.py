@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from ovsd.context import NodeContext
 from ovsd.store import keys
 from ovsd.store.blocking import BlockingReader
-from ovsd.store.connection import StoreUnavailable
+from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.store.errors import StoreReplyError
 from ovsd.tasks import scripts
 from ovsd.tasks.engine import CompletionHook
@@ -46,27 +46,29 @@ class TaskWorker(Service):
     retry_delay = 0.5
 
     def __init__(
-        self, context: NodeContext, machine_id: str, concurrency: int, registry: TaskRegistry, clock: Any = None,
-        *, on_complete: CompletionHook | None = None, on_heartbeat: HeartbeatHook | None = None,
-        heartbeat_interval: float = 5.0, claim_idle: float = 60.0, stop_grace: float = 10.0,
+        self, context: NodeContext, store: Store, reactor: Any, registry: TaskRegistry, *, machine_id: str,
+        node_name: str, concurrency: int, clock: Any = None, on_complete: CompletionHook | None = None,
+        on_heartbeat: HeartbeatHook | None = None, heartbeat_interval: float = 5.0, claim_idle: float = 60.0,
+        stop_grace: float = 10.0,
     ) -> None:
-        """``clock`` times task timeouts and heartbeats; reconnection and stop delays use the reactor."""
+        """``context`` is only handed on to the task functions (``TaskContext.node``). ``clock`` times task
+        timeouts and heartbeats (the reactor when None); reconnection and stop delays use the reactor."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.context = context
-        self.store = context.store
+        self.store = store
+        self.reactor = reactor
         self.machine_id = machine_id
         self.concurrency = concurrency
         self.registry = registry
-        self.clock = clock if clock is not None else context.reactor
+        self.clock = clock if clock is not None else reactor
         self.on_heartbeat = on_heartbeat
         self.heartbeat_interval = heartbeat_interval
         self.claim_idle = claim_idle
         self.stop_grace = stop_grace
-        self.worker = worker_name(context.config.node.name)
+        self.worker = worker_name(node_name)
         self.queue = keys.task_queue(machine_id)
         self.execution = TaskExecution(
-            context, registry, self.worker, GROUP, self.clock, on_complete, self._stopping_now,
+            context, store, reactor, registry, self.worker, GROUP, self.clock, on_complete, self._stopping_now,
         )
         self._slots = defer.DeferredSemaphore(concurrency)
         self._held: dict[str, tuple[str, defer.Deferred[None]]] = {}  # entry id -> (queue, its run)
@@ -136,7 +138,7 @@ class TaskWorker(Service):
                 for _, run in list(self._held.values()):
                     run.cancel()
 
-            timer = self.context.reactor.callLater(self.stop_grace, interrupt)
+            timer = self.reactor.callLater(self.stop_grace, interrupt)
             await defer.DeferredList(runs, consumeErrors=True)
             if timer.active():
                 timer.cancel()
@@ -167,7 +169,7 @@ class TaskWorker(Service):
                 await self._pause()
         if self._stopping:
             return
-        self._start_timer(self._maintain, max(self.claim_idle / 3, 0.05), self.context.reactor)
+        self._start_timer(self._maintain, max(self.claim_idle / 3, 0.05), self.reactor)
         log.info("task worker {worker} consuming {queue} and {shared} ({concurrency} at once)", worker=self.worker,
                  queue=self.queue, shared=keys.SHARED_QUEUE, concurrency=self.concurrency)
         while not self._stopping:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.python.failure import Failure
 
 from ovsd.config import load
-from ovsd.context import NodeContext
-from ovsd.messages import publish_event, publish_task_complete
+from ovsd.messages import publish_event
+from ovsd.service import build_node
 from ovsd.store.connection import Store
-from ovsd.tasks import TaskEngine, TaskWorker
+from ovsd.tasks import TaskEngine
 from tests.cluster_support import Session, SharedStore, StartDaemon, daemon, shared_store
 from tests.support import BIN, TwistdNode, node_sections, write_config
 from tests.work_support import Gates, eventually, work_tasks
@@ -97,14 +97,10 @@ async def cluster(daemon: StartDaemon, shared_store: SharedStore, tmp_path: Path
         tmp_path / "tests", 0, node={"name": "tests", "machine_id": WORKER}, store={"url": shared_store.url},
     )), environ={})
     gates = Gates()
-    registry = work_tasks(gates)
-
-    async def publish_completion(task_id: str, record: Mapping[str, Any]) -> None:
-        await publish_task_complete(store, task_id)  # what a node's worker does (ovsd/service.py)
-
-    engine = TaskEngine(store, registry, WORKER, reactor, on_complete=publish_completion)
-    worker = TaskWorker(NodeContext(config, store, reactor), WORKER, 2, registry, reactor,
-                        on_complete=publish_completion)
+    # this process's own node on the shared store: only its engine and its worker run (completions are
+    # published as TASK_COMPLETE, as a node's worker does)
+    built = build_node(config, reactor, store=store, registry=work_tasks(gates), concurrency=2)
+    engine, worker = built.engine, built.worker
     engine.startService()
     worker.startService()
     yield Cluster(node, store, engine, gates, [engine, worker])

@@ -14,11 +14,11 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from ovsd.config import load
-from ovsd.context import NodeContext
+from ovsd.service import build_node
 from ovsd.store import keys
 from ovsd.store.connection import Store
 from ovsd.store.embedded import EmbeddedStoreServer
-from ovsd.tasks import TaskEngine, TaskWorker
+from ovsd.tasks import TaskEngine
 from tests.support import REPO, node_sections, write_config
 from tests.tasks_support import eventually, held_tasks
 
@@ -110,7 +110,8 @@ async def test_another_node_takes_over_the_shared_tasks_of_a_killed_worker(
     hold.touch()
     engine = TaskEngine(store, held_tasks(), "mid-test", reactor)
     config = load(write_config(tmp_path / "n2.toml", node_sections(tmp_path / "n2", 0)), environ={})
-    other = TaskWorker(NodeContext(config, store, reactor), "mid-n2", 2, held_tasks(), reactor, claim_idle=0.3)
+    other = build_node(config, reactor, store=store, registry=held_tasks(), concurrency=2,
+                       worker_options={"claim_idle": 0.3}).worker
     try:
         worker_process.start()
         again, once = await enqueue_held(engine, store, hold, ["test.shared_idempotent", "test.shared_once"])

@@ -11,24 +11,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IRequest
 
-from ovsd import tls
 from ovsd.api.app import Response
 from ovsd.api.call import Call
 from ovsd.api.declare import GUID, RW, RWM, R, Registry
 from ovsd.api.errors import object_not_found
 from ovsd.api.params import Param
-from ovsd.api.service import ApiService
 from ovsd.auth.errors import NotAuthenticated
 from ovsd.auth.identity import Identity
-from ovsd.context import NodeContext
-from ovsd.service import prepare_data_dir
+from ovsd.service import build_node, prepare_data_dir
 from ovsd.store.connection import Store
-from tests.conftest import ApiHarness, node_config
+from tests.conftest import ApiHarness, node_config, serve_api
 
 WIDGET = "0a8c5a8e-1b2f-4c3d-9e4f-5a6b7c8d9e0f"
 VPOOL = "1b2c3d4e-5f60-4718-9a0b-c1d2e3f40516"
@@ -140,16 +136,14 @@ async def serving(store: Store, data_dir: Path, registry: Registry = REGISTRY) -
     """The test API on an ephemeral TLS port with the word authenticator and one configured CORS origin."""
     config = node_config(data_dir, api={"cors_origins": [CORS_ORIGIN]})
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor, authenticator=WordAuthenticator())
-    service = ApiService(context, registry)
-    service.startService()
-    port = await service.when_listening()
+    node = build_node(config, reactor, store=store, authenticator=WordAuthenticator(), endpoints=registry)
+    node.mark_ready()  # the test endpoints need no bootstrapped store
     pool = HTTPConnectionPool(reactor, persistent=False)
-    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
+    harness = await serve_api(node, pool)
     try:
-        yield ApiHarness(context, service, HTTPClient(agent), port.getHost().port)
+        yield harness
     finally:
-        await service.stopService()
+        await node.api.stopService()
         await pool.closeCachedConnections()
 
 

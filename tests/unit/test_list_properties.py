@@ -18,21 +18,16 @@ from typing import Any
 import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.task import Clock
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 
-from ovsd import tls
-from ovsd.api.service import ApiService
-from ovsd.auth.authenticator import BearerAuthenticator
-from ovsd.context import NodeContext
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.dal.repository import Repository
-from ovsd.service import prepare_data_dir
+from ovsd.service import build_node, prepare_data_dir
 from ovsd.store.connection import Store
 from tests.auth_support import ADMIN_PASSWORD, START
-from tests.conftest import ApiHarness, node_config
+from tests.conftest import ApiHarness, node_config, serve_api
 from tests.list_model import OPERATORS, RESOURCES, World, answer, check_path, value_of
 
 STORED_KINDS = ("pmachine", "vpool", "vmachine", "vdisk", "storagerouter")  # creation order
@@ -77,25 +72,18 @@ async def list_node(store: Store, tmp_path: Path) -> AsyncIterator[ListNode]:
     data_dir = tmp_path / "data"
     config = node_config(data_dir)
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor)
     clock = Clock()
     clock.advance(START)  # StorageRouter status is read against this clock
-    repository = Repository(context.store, clock=clock.seconds, reactor=reactor, thresholds=context.config.agent)
-    context.repository = repository
-    context.authenticator = BearerAuthenticator(repository)
-    await bootstrap(repository, config)
-    service = ApiService(context)
-    service.startService()
-    port = await service.when_listening()
+    node = build_node(config, reactor, clock, store=store)
+    await bootstrap(node.repository, config)
+    node.mark_ready()
     pool = HTTPConnectionPool(reactor, persistent=True)
-    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    address: Any = port.getHost()
-    api = ApiHarness(context, service, HTTPClient(agent), address.port)
+    api = await serve_api(node, pool)
     status, body, _ = await api.request("POST", "/api/oauth2/token/", data={
         "grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
     assert status == 200, body
-    yield ListNode(api, repository, body["access_token"])
-    await service.stopService()
+    yield ListNode(api, node.repository, body["access_token"])
+    await node.api.stopService()
     await pool.closeCachedConnections()
 
 

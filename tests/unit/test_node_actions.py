@@ -21,26 +21,19 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 
 import ovsd
-from ovsd import tls
 from ovsd.agent.registration import register_node
-from ovsd.api.service import ApiService
-from ovsd.auth.authenticator import BearerAuthenticator
-from ovsd.context import NodeContext
-from ovsd.controllers import load_controllers
 from ovsd.controllers.bootstrap import bootstrap
 from ovsd.controllers.s3probe import sign_v4
 from ovsd.controllers.storagerouter import free_mountpoint, local_addresses, mount_table, vpool_mountpoints
 from ovsd.dal.repository import Repository
-from ovsd.service import prepare_data_dir
+from ovsd.service import build_node, prepare_data_dir
 from ovsd.store import keys
 from ovsd.store.connection import Store
-from ovsd.tasks import DEFAULT_REGISTRY, TaskEngine, TaskWorker
-from tests.conftest import ApiHarness, node_config
+from tests.conftest import node_config, serve_api
 from tests.support import free_port, wait_for
 from tests.views_support import Reply, ViewsNode
 
@@ -79,27 +72,18 @@ async def action_node(store: Store, tmp_path: Path) -> AsyncIterator[ActionNode]
     data_dir.parent.mkdir(parents=True)
     config = node_config(data_dir, node={"name": "sr-one", "machine_id": "mid-sr-one"})
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor, started_at=reactor.seconds())
-    repository = Repository(context.store, clock=reactor.seconds, reactor=reactor, thresholds=context.config.agent)
-    context.repository = repository
-    context.authenticator = BearerAuthenticator(repository)
-    await bootstrap(repository, config)
-    router = await register_node(repository, config)
-    load_controllers()
-    machine_id = config.node.machine_id
-    context.tasks = engine = TaskEngine(store, DEFAULT_REGISTRY, machine_id, reactor)
-    worker = TaskWorker(context, machine_id, 2, DEFAULT_REGISTRY, reactor)
-    api = ApiService(context)
-    services: list[Any] = [engine, worker, api]
-    for service in services:
-        service.startService()
-    port = await api.when_listening()
+    # the controllers' own tasks (build_node loads them) on an engine and a worker; no agent: the test registers
+    node = build_node(config, reactor, store=store, concurrency=2)
+    await bootstrap(node.repository, config)
+    router = await register_node(node.repository, config)
+    node.mark_ready()
+    node.engine.startService()
+    node.worker.startService()
     pool = HTTPConnectionPool(reactor, persistent=True)
-    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    views = ViewsNode(ApiHarness(context, api, HTTPClient(agent), port.getHost().port), repository, pool)
+    views = ViewsNode(await serve_api(node, pool), node.repository, pool)
     yield ActionNode(views, router.guid, await views.admin_token())
     await pool.closeCachedConnections()
-    for service in reversed(services):
+    for service in (node.api, node.worker, node.engine):
         await service.stopService()
 
 

@@ -10,17 +10,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from treq.client import HTTPClient
 from twisted.internet import reactor, threads
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool
 
-from ovsd import tls
-from ovsd.api.service import ApiService
 from ovsd.config import ConfigError
-from ovsd.context import NodeContext
-from ovsd.service import prepare_data_dir
+from ovsd.service import build_node, prepare_data_dir
 from ovsd.store.connection import Store
-from tests.conftest import ApiHarness, node_config
+from tests.conftest import ApiHarness, node_config, serve_api
 from tests.raw_https import RawAnswer, exchange
 
 INDEX = b"<!doctype html><title>Open vStorage</title><script src='app.js'></script>"
@@ -53,14 +49,11 @@ async def node(store: Store, tmp_path: Path, gui: Path) -> AsyncIterator[ApiHarn
     data_dir = tmp_path / "data"
     config = node_config(data_dir, api={"static_dir": str(gui)})
     prepare_data_dir(config)
-    context = NodeContext(config=config, store=store, reactor=reactor)
-    service = ApiService(context)
-    service.startService()
-    port = await service.when_listening()
+    built = build_node(config, reactor, store=store)
+    built.mark_ready()  # static files and the API's routes need no bootstrapped store
     pool = HTTPConnectionPool(reactor, persistent=False)
-    agent = Agent(reactor, contextFactory=tls.client_policy((config.tls_dir / "ca.pem").read_bytes()), pool=pool)
-    yield ApiHarness(context, service, HTTPClient(agent), port.getHost().port)
-    await service.stopService()
+    yield await serve_api(built, pool)
+    await built.api.stopService()
     await pool.closeCachedConnections()
 
 

@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 from twisted.internet.task import Clock
 
-from ovsd.context import NodeContext
+from ovsd.service import build_node
 from ovsd.store import keys
 from ovsd.store.connection import Store, StoreUnavailable
 from ovsd.tasks import Route, TaskContext, TaskEngine, TaskRegistry, TaskWorker
@@ -24,16 +24,17 @@ StartWorker = Callable[..., TaskWorker]
 
 @pytest_twisted.async_yield_fixture
 async def start_worker(store: Store, data_dir: Path) -> AsyncIterator[StartWorker]:
-    context = NodeContext(config=node_config(data_dir), store=store, reactor=reactor)
+    """Start the worker of node ``node`` (machine_id ``mid-<node>``) alone, built as build_node wires it;
+    ``clock`` is its time (task limits, heartbeats), ``options`` override its own options."""
     started: list[TaskWorker] = []
 
     def start(
         registry: TaskRegistry, concurrency: int = 2, clock: Any = None, node: str = "data", **options: Any,
     ) -> TaskWorker:
-        node_context = context if node == "data" else NodeContext(
-            config=node_config(data_dir.parent / node), store=store, reactor=reactor,
-        )
-        worker = TaskWorker(node_context, f"mid-{node}", concurrency, registry, clock, **options)
+        config = node_config(data_dir.parent / node)
+        built = build_node(config, reactor, clock, store=store, registry=registry, concurrency=concurrency,
+                           worker_options=options)
+        worker = built.worker
         worker.startService()
         started.append(worker)
         return worker

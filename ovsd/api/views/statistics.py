@@ -47,9 +47,8 @@ async def statistics(call: Call) -> Any:
                             "machine_id": router.data.get("machine_id")})
             continue
         live = json.loads(raw)
-        agent = call.context.agent
-        if agent is not None and router.data.get("machine_id") == call.context.config.node.machine_id:
-            live = agent.live_figures()  # this node's own figures are known now, not as of its last beat
+        if router.data.get("machine_id") == call.context.config.node.machine_id:
+            live = call.context.agent.live_figures()  # this node's own figures are known now, not as of its last beat
         nodes.append({
             "node": live.get("node"), "storagerouter_guid": router.guid, "requests": live.get("requests", 0),
             "active_waits": live.get("active_waits", 0), "tasks_running": live.get("tasks_running", 0),

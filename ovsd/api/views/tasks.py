@@ -9,7 +9,8 @@ from ovsd.api.call import Call
 from ovsd.api.declare import RW, R, endpoint, resource
 from ovsd.api.errors import ApiError, not_acceptable
 from ovsd.api.params import Param
-from ovsd.tasks import FAILURE, PENDING, REVOKED, SUCCESS, TaskEngine, api_view
+from ovsd.context import TaskQueue
+from ovsd.tasks import FAILURE, PENDING, REVOKED, SUCCESS, api_view
 
 resource("tasks", "task", summary="Tasks: the work actions start, run on the node that must do it")
 
@@ -17,10 +18,8 @@ DEFAULT_WAIT = 60.0
 MAX_WAIT = 3600.0
 
 
-def engine(call: Call) -> TaskEngine:
-    tasks = call.context.tasks
-    assert isinstance(tasks, TaskEngine), "the node builds its task engine before serving"
-    return tasks
+def engine(call: Call) -> TaskQueue:
+    return call.context.tasks
 
 
 def _unknown(task_id: str) -> ApiError:

@@ -110,7 +110,6 @@ async def delete_vdisk(call: Call) -> None:
         await repo.delete("vdisk", vdisk.guid)  # nothing serves it: only the model object goes
         return
     task_id = await _queued(call, vdisk, "vdisk.delete")
-    assert call.context.tasks is not None
     record = await call.context.tasks.wait(task_id, DELETE_WAIT)
     if record is None or record.get("status") != "SUCCESS":
         raise not_acceptable(str((record or {}).get("error") or "the vDisk was not removed in time"))

@@ -36,7 +36,6 @@ def _template(machine: DataObject, wanted: bool) -> None:
 
 
 async def _queue(call: Call, task_name: str, **kwargs: Any) -> str:
-    assert call.context.tasks is not None
     return await call.context.tasks.enqueue(task_name, {"vmachine_guid": call.guid, **kwargs})
 
 
@@ -112,7 +111,6 @@ async def delete(call: Call) -> None:
     if machine.data.get("is_vtemplate") and await _children(call):
         raise not_acceptable("vTemplate has children: it cannot be deleted")
     task_id = await _queue(call, "vmachine.delete")
-    assert call.context.tasks is not None
     record = await call.context.tasks.wait(task_id, DELETE_WAIT)
     if record is None or record.get("status") != "SUCCESS":
         raise not_acceptable(str((record or {}).get("error") or "the vMachine was not removed in time"))

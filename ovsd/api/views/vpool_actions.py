@@ -101,7 +101,6 @@ async def update_storagedrivers(call: Call) -> Any:
         refusal = await vpool.removal_refusal(repo, driver)
         if refusal:
             raise not_acceptable(refusal)
-    assert call.context.tasks is not None
     return await call.context.tasks.enqueue("vpool.update_storagedrivers", {
         "vpool_guid": pool.guid, "storagedriver_guid": template.guid, "storagerouter_guids": routers,
         "storagedriver_guids": removed})

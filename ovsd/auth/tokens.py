@@ -102,21 +102,3 @@ async def sweep_expired_tokens(repository: Repository, now: float | None = None)
     for guid in expired:
         await remove_token(repository, guid)
     return len(expired)
-
-
-async def revoke_client_tokens(repository: Repository, client_guid: str) -> int:
-    """Remove every token of a client (its secret changed hands, or it is being deleted)."""
-    guids = await repository.reverse_guids("client", client_guid, "tokens")
-    for guid in guids:
-        await remove_token(repository, guid)
-    if guids:
-        log.info("revoked {count} token(s) of client {client}", count=len(guids), client=client_guid)
-    return len(guids)
-
-
-async def revoke_user_tokens(repository: Repository, user_guid: str) -> int:
-    """Remove every token of every client of a user (password changed, user deleted)."""
-    total = 0
-    for client_guid in await repository.reverse_guids("user", user_guid, "clients"):
-        total += await revoke_client_tokens(repository, client_guid)
-    return total

@@ -9,7 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from ovsd.dal.repository import DataObject, ObjectNotFound, Repository, UniqueConflict
+from ovsd.dal.repository import (
+    MAX_UPDATE_ATTEMPTS,
+    DataObject,
+    Delete,
+    Members,
+    Operation,
+    Repository,
+    UniqueConflict,
+    VersionConflict,
+)
 
 #: holder kind -> its junction kind
 JUNCTIONS = {"client": "roleclient", "group": "rolegroup"}
@@ -41,26 +50,38 @@ async def grant(repository: Repository, kind: str, holder_guid: str, role_guid: 
     return guid
 
 
-async def revoke(repository: Repository, kind: str, junction_guid: str) -> None:
-    try:
-        await repository.delete(JUNCTIONS[kind], junction_guid)
-    except ObjectNotFound:
-        pass  # revoked already
+def planned_roles(
+    repository: Repository, kind: str, holder_guid: str, current: Iterable[DataObject], role_guids: Iterable[str],
+) -> list[Operation]:
+    """The change-set operations that make a holder whose junctions are ``current`` hold exactly these roles."""
+    wanted = list(dict.fromkeys(role_guids))
+    current = list(current)
+    ops: list[Operation] = [Delete(j) for j in current if j.data["role_guid"] not in wanted]
+    held = {j.data["role_guid"] for j in current}
+    ops.extend(
+        repository.planned_create(JUNCTIONS[kind], {"role_guid": r, f"{kind}_guid": holder_guid},
+                                  guid=grant_guid(kind, holder_guid, r))
+        for r in wanted if r not in held
+    )
+    return ops
 
 
 async def set_roles(repository: Repository, kind: str, holder_guid: str, role_guids: Iterable[str]) -> None:
-    """Make a client or group hold exactly these roles: missing grants added, the others revoked."""
-    wanted = list(dict.fromkeys(role_guids))
-    current = await grants_of(repository, kind, holder_guid)
-    for junction in current:
-        if junction.data["role_guid"] not in wanted:
-            await revoke(repository, kind, junction.guid)
-    held = {j.data["role_guid"] for j in current}
-    for role_guid in wanted:
-        if role_guid not in held:
-            await grant(repository, kind, holder_guid, role_guid)
+    """Make a client or group hold exactly these roles (missing grants added, the others revoked), at once."""
+    wanted = list(role_guids)
+    for _ in range(MAX_UPDATE_ATTEMPTS):
+        guids = await repository.reverse_guids(kind, holder_guid, "roles")
+        current = await repository.get_many(JUNCTIONS[kind], guids)
+        ops = planned_roles(repository, kind, holder_guid, current, wanted)
+        if not ops:
+            return
+        try:
+            await repository.apply(ops, [Members(kind, holder_guid, "roles", tuple(guids))])
+            return
+        except VersionConflict:
+            continue  # granted or revoked meanwhile: plan again from what is there now
+    raise VersionConflict(f"the roles of {kind} {holder_guid} kept changing")
 
 
 async def revoke_all(repository: Repository, kind: str, holder_guid: str) -> None:
-    for junction in await grants_of(repository, kind, holder_guid):
-        await revoke(repository, kind, junction.guid)
+    await set_roles(repository, kind, holder_guid, [])

@@ -4,7 +4,8 @@ Every change is one Lua script (``ovsd/store/lua/dal_save.lua``, ``dal_delete.lu
 object's ``_version``, unique keys and relation targets, then writes the object and every index entry, or
 nothing. Python computes the new object from the version it read; a concurrent change makes the script
 refuse and the update is re-applied on the fresh object, so concurrent PATCHes of different fields all
-survive and no writer ever sees a torn object.
+survive and no writer ever sees a torn object. A write that spans objects is a change set (``apply``,
+``dal_apply.lua``): its saves and deletes are checked together and land together, or not at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.internet import reactor as global_reactor
 from twisted.logger import Logger
 
 from ovsd.dal import batch
+from ovsd.dal.changeset import Delete, Guard, Members, Operation, Save, Unchanged
 from ovsd.dal.fields import ObjectType, ReverseRelation, no_data_yet
 from ovsd.dal.jsontext import cache_text, json_text
 from ovsd.dal.objects import (
@@ -46,12 +48,15 @@ if TYPE_CHECKING:
 
 log = Logger()
 
-# the errors and values live in ovsd.dal.objects; callers import them from here, with the repository
-__all__ = ["DalError", "DataObject", "InUse", "InvalidValue", "ObjectNotFound", "Repository", "UniqueConflict",
-           "VersionConflict", "is_guid"]
+# the errors and values live in ovsd.dal.objects, a change set's operations in ovsd.dal.changeset; callers
+# import them from here, with the repository
+__all__ = ["MAX_UPDATE_ATTEMPTS", "DalError", "DataObject", "Delete", "Guard", "InUse", "InvalidValue", "Members",
+           "ObjectNotFound", "Operation", "Repository", "Save", "Unchanged", "UniqueConflict", "VersionConflict",
+           "is_guid"]
 
 _SAVE = load_lua("dal_save")
 _DELETE = load_lua("dal_delete")
+_APPLY = load_lua("dal_apply")
 MAX_UPDATE_ATTEMPTS = 200
 
 
@@ -258,6 +263,10 @@ class Repository:
                     raise InvalidValue(rel.key, "is mandatory")
 
     def _index_changes(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+        return json.dumps(self._index_change_list(t, old, new))
+
+    def _index_change_list(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+        """The index entries a save takes away and adds (what dal_save.lua and dal_apply.lua apply)."""
         indexed = dict(t.unique_keys(old)) if old else {}
         unique = [[name, indexed.get(name, False), text] for name, text in t.unique_keys(new)
                   if indexed.get(name, False) != text or not old]
@@ -269,27 +278,45 @@ class Repository:
                 added = [g for g in after if g not in before]
                 relations.append([rel.name, rel.target, removed, added])
         dynamics = [d.name for d in t.dynamics if d.timeout > 0]
-        return json.dumps({"unique": unique, "relations": relations, "dynamics": dynamics})
+        return {"unique": unique, "relations": relations, "dynamics": dynamics}
+
+    def _document(self, data: Mapping[str, Any], version: int) -> str:
+        return json.dumps({**data, "_version": version}, separators=(",", ":"))
+
+    def _delete_detail(self, t: ObjectType, data: Mapping[str, Any]) -> dict[str, Any]:
+        """What removing an object takes besides its key: its index entries, who may still point at it."""
+        return {
+            "unique": [[name, text] for name, text in t.unique_keys(data) if text is not False],
+            "relations": [[r.name, relation_guids(data.get(r.key))] for r in t.relations],
+            "referenced_by": [[rr.name, rr.source, rr.relation] for rr in t.reverse],
+            "dynamics": [d.name for d in t.dynamics],
+        }
+
+    @staticmethod
+    def _refusal(t: ObjectType, guid: str, code: str, detail: str) -> DalError:
+        """The error of a write the store refused (an error code of dal_save, dal_delete or dal_apply)."""
+        if code == "unique":
+            return UniqueConflict(t.kind, detail.split("@", 1)[0])  # "name@vpool_guid": the name is taken
+        if code == "relation":
+            field, target = detail.split(":", 1)
+            return InvalidValue(t.relation_by_name[field].key, f"points to {target}, which does not exist")
+        if code == "not_found":
+            return ObjectNotFound(t.kind, guid)
+        if code == "in_use":
+            return InUse(t.kind, detail)
+        return VersionConflict(f"{t.kind} {guid} changed (now at version {detail})")
 
     async def _save(self, t: ObjectType, guid: str, expected: int, old: Mapping[str, Any],
                     new: dict[str, Any]) -> int:
-        document = json.dumps({**new, "_version": expected + 1}, separators=(",", ":"))
         reply = await self.store.script(
-            _SAVE, [], [t.kind, guid, expected, document, self._index_changes(t, old, new)],
+            _SAVE, [], [t.kind, guid, expected, self._document(new, expected + 1), self._index_changes(t, old, new)],
         )
         if reply[0] == "ok":
             return int(reply[1])
-        code, detail = reply[1], reply[2]
-        if code == "unique":
-            raise UniqueConflict(t.kind, detail.split("@", 1)[0])  # "name@vpool_guid": the name is taken
-        if code == "relation":
-            field, target = detail.split(":", 1)
-            raise InvalidValue(t.relation_by_name[field].key, f"points to {target}, which does not exist")
-        if code == "not_found":
-            raise ObjectNotFound(t.kind, guid)
-        raise VersionConflict(f"{t.kind} {guid} changed (now at version {detail})")
+        raise self._refusal(t, guid, reply[1], reply[2])
 
-    async def create(self, kind: str, values: Mapping[str, Any], guid: str | None = None) -> DataObject:
+    def planned_create(self, kind: str, values: Mapping[str, Any], guid: str | None = None) -> Save:
+        """The save that creates an object (defaults filled in, checked as create() checks), for apply()."""
         t = self.types[kind]
         data: dict[str, Any] = {p.name: p.initial() for p in t.props}
         data.update({r.key: ([] if r.many else None) for r in t.relations})
@@ -297,13 +324,74 @@ class Repository:
         self._validate(t, data, complete=True)
         if guid is not None and not is_guid(guid):
             raise InvalidValue("guid", "must be a GUID")  # index members are GUIDs: lists rely on it
-        guid = guid or str(uuid.uuid4())
+        return Save(kind, guid or str(uuid.uuid4()), data)
+
+    def planned_change(self, obj: DataObject, changes: Mapping[str, Any]) -> Save:
+        """The save that applies changes to an object as read (checked as update() checks), for apply()."""
+        self._validate(self.types[obj.kind], changes, complete=False)
+        return Save(obj.kind, obj.guid, {**obj.data, **changes}, obj)
+
+    async def apply(self, operations: Sequence[Operation], guards: Sequence[Guard] = ()) -> list[DataObject | None]:
+        """Apply a change set in one store script (``dal_apply.lua``): every save and delete, or none of them.
+
+        Every check (versions, unique values, relation targets, references, guards) passes before anything
+        is written. Errors are those of create/update/delete, except that an object or guarded relation that
+        changed since it was read is always a VersionConflict (a create whose object exists too): read again,
+        plan again, apply again. Answers the saved objects (None for a delete), in order.
+        """
+        documents: list[str] = []
+        planned: list[list[Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for op in operations:
+            kind, guid = (op.kind, op.guid) if isinstance(op, Save) else (op.obj.kind, op.obj.guid)
+            if (kind, guid) in seen:
+                raise ValueError(f"{kind} {guid} appears twice in one change set")
+            seen.add((kind, guid))
+            t = self.types[kind]
+            if isinstance(op, Save):
+                expected = op.before.version if op.before is not None else 0
+                old = op.before.data if op.before is not None else {}
+                documents.append(self._document(op.data, expected + 1))
+                # ARGV[1] is the plan: the first document is ARGV[2]
+                planned.append(["save", kind, guid, expected, len(documents) + 1,
+                                self._index_change_list(t, old, op.data)])
+            else:
+                planned.append(["delete", kind, guid, op.obj.version, self._delete_detail(t, op.obj.data)])
+        checks: list[list[Any]] = []
+        for guard in guards:
+            if isinstance(guard, Members):
+                rr = self.types[guard.kind].reverse_by_name[guard.reverse]
+                checks.append(["members", rr.source, rr.relation, guard.guid, list(guard.guids)])
+            else:
+                checks.append(["version", guard.obj.kind, guard.obj.guid, guard.obj.version])
+        plan = json.dumps({"guards": checks, "ops": planned}, separators=(",", ":"))
+        reply = await self.store.script(_APPLY, [], [plan, *documents])
+        if reply[0] != "ok":
+            code, detail, number = reply[1], reply[2], int(reply[3])
+            if number == 0:
+                raise VersionConflict(f"the {detail} changed since it was read")
+            failed = planned[number - 1]
+            if code == "exists":
+                raise VersionConflict(f"{failed[1]} {failed[2]} was created meanwhile")
+            raise self._refusal(self.types[failed[1]], failed[2], code, detail)
+        results: list[DataObject | None] = []
+        for op, version in zip(operations, reply[1:], strict=True):
+            if isinstance(op, Save):
+                results.append(DataObject(kind=op.kind, guid=op.guid, data=dict(op.data), version=int(version)))
+            else:
+                results.append(None)
+        log.debug("change set of {count} operation(s) applied", count=len(planned))
+        return results
+
+    async def create(self, kind: str, values: Mapping[str, Any], guid: str | None = None) -> DataObject:
+        planned = self.planned_create(kind, values, guid)
+        data = dict(planned.data)
         try:
-            version = await self._save(t, guid, 0, {}, data)
+            version = await self._save(self.types[kind], planned.guid, 0, {}, data)
         except VersionConflict:
             raise UniqueConflict(kind, "guid") from None
-        log.debug("{kind} {guid} created", kind=kind, guid=guid)
-        return DataObject(kind=kind, guid=guid, data=data, version=version)
+        log.debug("{kind} {guid} created", kind=kind, guid=planned.guid)
+        return DataObject(kind=kind, guid=planned.guid, data=data, version=version)
 
     async def update(
         self, kind: str, guid: str, changes: Mapping[str, Any], expected_version: int | None = None,
@@ -350,12 +438,7 @@ class Repository:
         t = self.types[kind]
         for _ in range(MAX_UPDATE_ATTEMPTS):
             current = await self.get(kind, guid)
-            detail = json.dumps({
-                "unique": [[name, text] for name, text in t.unique_keys(current.data) if text is not False],
-                "relations": [[r.name, relation_guids(current.data.get(r.key))] for r in t.relations],
-                "referenced_by": [[rr.name, rr.source, rr.relation] for rr in t.reverse],
-                "dynamics": [d.name for d in t.dynamics],
-            })
+            detail = json.dumps(self._delete_detail(t, current.data))
             reply = await self.store.script(_DELETE, [], [kind, guid, current.version, detail])
             if reply[0] == "ok":
                 log.debug("{kind} {guid} deleted", kind=kind, guid=guid)

@@ -66,11 +66,13 @@ async def patch_user(call: Call) -> Any:
     """Change a user (not yourself); a new group also changes what its clients and tokens may do."""
     if call.guid == caller_guid(call):
         raise forbidden("A user cannot change itself")
-    before = await repository(call).get("user", call.guid)
-    answer = await patch_answer(call, "user")
-    if answer.get("group_guid") != before.data.get("group_guid"):
-        await accounts.follow_group(repository(call), call.guid)
-    return answer
+    repo = repository(call)
+    before = await repo.get("user", call.guid)
+    changes = dict(call.body or {})
+    if "group_guid" in changes and changes["group_guid"] != before.data.get("group_guid"):
+        # the user, its clients' grants and the revocation of its tokens land together (one change set)
+        return await serialize_one(repo, await accounts.change_user(repo, call.guid, changes), None)
+    return await patch_answer(call, "user")
 
 
 @endpoint(resource="users", method="DELETE", roles=RWM, returns="none")

@@ -75,7 +75,6 @@ class StorageNode:
 
     async def task(self, task_id: str, timeout: float = 60) -> dict[str, Any]:
         """The finished task's record (as GET /api/tasks/<id>/ shows it)."""
-        assert self.context.tasks is not None
         await self.context.tasks.wait(task_id, timeout)
         return dict(await self.ok("GET", f"/api/tasks/{task_id}/"))
 

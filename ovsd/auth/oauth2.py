@@ -17,13 +17,15 @@ from ovsd.auth.errors import GrantRefused
 from ovsd.auth.passwords import verify_password
 from ovsd.auth.tokens import IssuedToken, issue_token, secret_matches
 from ovsd.config import AuthConfig
-from ovsd.dal.grants import role_guids_of
-from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
+from ovsd.dal.repository import DataObject, Guard, Members, ObjectNotFound, Repository, Unchanged, VersionConflict
 from ovsd.dal.text import string_problem
 
 log = Logger()
 
 #: RFC 6749 §5.1: token responses (and their errors) must not be cached
+
+#: how often a grant is checked again when its user, client or grants changed before the token was stored
+GRANT_ATTEMPTS = 5
 
 
 def oauth_error(code: str, description: str) -> GrantRefused:
@@ -69,23 +71,34 @@ class TokenIssuer:
         grant_type = form.get("grant_type", "").strip()
         if not grant_type:
             raise oauth_error("invalid_request", "grant_type is missing")
-        if grant_type == "password":
-            client = await self._password_client(form)
-            lifetime = self.config.password_token_lifetime
-        elif grant_type == "client_credentials":
-            client = await self._credentials_client(authorization)
-            lifetime = self.config.client_token_lifetime
-        else:
+        if grant_type not in ("password", "client_credentials"):
             raise oauth_error("unsupported_grant_type", f"Grant type {grant_type!r} is not supported; use "
                                                         "password or client_credentials")
-        role_guids, codes = await self._scope(client, form.get("scope"))
-        token = await issue_token(self.repository, client.guid, role_guids, lifetime)
+        for _ in range(GRANT_ATTEMPTS):
+            if grant_type == "password":
+                user, client = await self._password_client(form)
+                lifetime = self.config.password_token_lifetime
+            else:
+                user, client = await self._credentials_client(authorization)
+                lifetime = self.config.client_token_lifetime
+            role_guids, codes, junctions = await self._scope(client, form.get("scope"))
+            # issued only if what was checked still holds: a password set, a secret regenerated or a group
+            # changed meanwhile revoked the user's tokens, and this one must not outlive that either
+            guards: list[Guard] = [Unchanged(user), Unchanged(client),
+                                   Members("client", client.guid, "roles", junctions)]
+            try:
+                token = await issue_token(self.repository, client.guid, role_guids, lifetime, guards)
+            except VersionConflict:
+                continue  # check again, against the user and client as they are now
+            break
+        else:
+            raise VersionConflict(f"client {client.guid} kept changing while a token was requested")
         log.info("token issued to client {client} ({grant_type}) with roles {roles}",
                  client=client.guid, grant_type=grant_type, roles=",".join(codes))
         return Grant(token=token, client_guid=client.guid, roles=codes)
 
     # --- the two grants --------------------------------------------------------------------------------
-    async def _password_client(self, form: Mapping[str, str]) -> DataObject:
+    async def _password_client(self, form: Mapping[str, str]) -> tuple[DataObject, DataObject]:
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             raise oauth_error("invalid_request", "username and password are required")
@@ -99,10 +112,10 @@ class TokenIssuer:
         client_guids = await self.repository.reverse_guids("user", user.guid, "clients")
         for client in await self.repository.get_many("client", client_guids):
             if client.data.get("ovs_type") == "INTERNAL" and client.data.get("grant_type") == "PASSWORD":
-                return client
+                return user, client
         raise oauth_error("unauthorized_client", "The user has no client for the password grant")
 
-    async def _credentials_client(self, authorization: str | None) -> DataObject:
+    async def _credentials_client(self, authorization: str | None) -> tuple[DataObject, DataObject]:
         if authorization is None:
             raise oauth_error("missing_header", "The client_credentials grant needs an Authorization: Basic header")
         client_id, secret = parse_basic(authorization)
@@ -120,16 +133,19 @@ class TokenIssuer:
             raise oauth_error("invalid_client", "Invalid client_id or client_secret") from None
         if not user.data.get("is_active", False):
             raise oauth_error("inactive_user", "The user of this client is inactive")
-        return client
+        return user, client
 
     # --- scope -----------------------------------------------------------------------------------------
-    async def _scope(self, client: DataObject, scope: str | None) -> tuple[list[str], tuple[str, ...]]:
-        """(role guids, role codes) for the token: the requested codes the client holds, default all."""
-        held = await self.repository.get_many("role", await role_guids_of(self.repository, "client", client.guid))
+    async def _scope(self, client: DataObject, scope: str | None) -> tuple[list[str], tuple[str, ...], tuple[str, ...]]:
+        """(role guids, role codes) for the token: the requested codes the client holds, default all; and the
+        guids of the client's grants they were read from."""
+        junctions = await self.repository.reverse_guids("client", client.guid, "roles")
+        role_guids = sorted({str(j.data["role_guid"]) for j in await self.repository.get_many("roleclient", junctions)})
+        held = await self.repository.get_many("role", role_guids)
         by_code = {str(role.data["code"]): role.guid for role in held}
         requested = list(dict.fromkeys((scope or "").split()))
         if not requested:
-            return list(by_code.values()), tuple(by_code)
+            return list(by_code.values()), tuple(by_code), tuple(junctions)
         granted: list[str] = []
         for code in requested:
             if code in by_code:
@@ -137,4 +153,4 @@ class TokenIssuer:
             elif await self.repository.find("role", "code", code) is not None:
                 raise oauth_error("invalid_scope", f"The client does not hold the role {code!r}")
             # an unknown code names no role at all: ignored, as the contract says
-        return [by_code[c] for c in granted], tuple(granted)
+        return [by_code[c] for c in granted], tuple(granted), tuple(junctions)

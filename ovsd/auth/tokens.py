@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from ovsd.dal.repository import DataObject, ObjectNotFound, Repository
+from ovsd.dal.repository import DataObject, Guard, ObjectNotFound, Repository
 
 log = Logger()
 
@@ -50,21 +50,27 @@ class IssuedToken:
 
 
 async def issue_token(
-    repository: Repository, client_guid: str, role_guids: Iterable[str], lifetime: int,
+    repository: Repository, client_guid: str, role_guids: Iterable[str], lifetime: int, guards: Sequence[Guard] = (),
 ) -> IssuedToken:
-    """Issue a token for a client carrying these roles, valid for lifetime seconds."""
+    """Issue a token for a client carrying these roles, valid for lifetime seconds.
+
+    With guards, only if they still hold when it is stored (VersionConflict otherwise): what the grant
+    checked, so that a password change or a revocation that landed meanwhile is not outlived.
+    """
     now = repository.now()
     # tokens nobody presents again are never met by the expiry check: clear this client's dead ones here,
     # so what a client leaves behind stays bounded by how many tokens it holds at once
     await purge_expired_tokens(repository, client_guid, now)
     token = new_secret()
     roles = tuple(dict.fromkeys(role_guids))
-    created = await repository.create("bearertoken", {
+    planned = repository.planned_create("bearertoken", {
         "access_token": digest(token),
         "expiration": float(now + lifetime),
         "client_guid": client_guid,
         "roles_guids": list(roles),
     })
+    created = (await repository.apply([planned], guards))[0]
+    assert created is not None
     return IssuedToken(access_token=token, expires_in=int(lifetime), guid=created.guid, role_guids=roles)
 
 

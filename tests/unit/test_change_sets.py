@@ -20,7 +20,14 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from ovsd.auth.accounts import create_client, delete_client, delete_user, ensure_password_client, set_password
+from ovsd.auth.accounts import (
+    change_user,
+    create_client,
+    delete_client,
+    delete_user,
+    ensure_password_client,
+    set_password,
+)
 from ovsd.auth.tokens import IssuedToken, find_token, issue_token
 from ovsd.dal.grants import grant_guid, role_guids_of
 from ovsd.dal.repository import (
@@ -206,6 +213,39 @@ async def test_a_client_created_while_the_group_change_was_planned_is_brought_in
     assert await role_guids_of(node.repository, "client", late_client.guid) == [(await node.role("read")).guid]
     refused = await node.client_token_reply(late_client.guid, secret, "write")
     assert refused.status == 400 and refused.body["error"] == "invalid_scope", refused.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_password_grant_checked_before_a_password_change_landed_issues_no_token(
+    views_node: ViewsNode, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = views_node
+    guid, _, _ = await bob(node)
+    changed = issue_before_first_apply(
+        node.store, monkeypatch, lambda: set_password(node.repository, guid, "New-pw-22"))
+    reply = await node.token_reply({"grant_type": "password", "username": "bob", "password": PASSWORD})
+    assert len(changed) == 1, "the password change did not run between the check and the issue"
+    assert reply.status == 400 and reply.body["error"] == "invalid_client", reply.body
+    password_client = await ensure_password_client(node.repository, guid)
+    assert await node.repository.reverse_guids("client", password_client.guid, "tokens") == []
+    await node.password_token("bob", "New-pw-22")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_grant_checked_before_a_group_change_landed_carries_the_new_group_s_roles(
+    views_node: ViewsNode, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = views_node
+    guid, _, _ = await bob(node)
+    client, secret = await create_client(node.repository, guid, "another app")
+    viewers = (await node.group("viewers")).guid
+    moved = issue_before_first_apply(
+        node.store, monkeypatch, lambda: change_user(node.repository, guid, {"group_guid": viewers}))
+    token = await node.client_token(client.guid, secret)
+    assert len(moved) == 1, "the group change did not run between the check and the issue"
+    stored = await find_token(node.repository, token)
+    assert stored is not None
+    assert stored.data["roles_guids"] == [(await node.role("read")).guid]
 
 
 # --- all or nothing -----------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The repository: load, list, create, update and delete objects, with atomic index upkeep.
 
-Every change is one Lua script (``ovsd/store/lua/dal_save.lua``, ``dal_delete.lua``) that checks the
-object's ``_version``, unique keys and relation targets, then writes the object and every index entry, or
+Every change is one run of one Lua script (``ovsd/store/lua/dal_apply.lua``) that checks the object's
+``_version``, unique keys, relation targets and references, then writes the object and every index entry, or
 nothing. Python computes the new object from the version it read; a concurrent change makes the script
 refuse and the update is re-applied on the fresh object, so concurrent PATCHes of different fields all
-survive and no writer ever sees a torn object. A write that spans objects is a change set (``apply``,
-``dal_apply.lua``): its saves and deletes are checked together and land together, or not at all.
+survive and no writer ever sees a torn object. A write that spans objects is a change set (``apply``): its
+saves and deletes go to the same script together, are checked together and land together, or not at all.
 """
 
 from __future__ import annotations
@@ -54,8 +54,6 @@ __all__ = ["MAX_UPDATE_ATTEMPTS", "DalError", "DataObject", "Delete", "Guard", "
            "ObjectNotFound", "Operation", "Repository", "Save", "Unchanged", "UniqueConflict", "VersionConflict",
            "is_guid"]
 
-_SAVE = load_lua("dal_save")
-_DELETE = load_lua("dal_delete")
 _APPLY = load_lua("dal_apply")
 MAX_UPDATE_ATTEMPTS = 200
 
@@ -262,11 +260,8 @@ class Repository:
                 if rel.mandatory and values.get(rel.key) is None:
                     raise InvalidValue(rel.key, "is mandatory")
 
-    def _index_changes(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-        return json.dumps(self._index_change_list(t, old, new))
-
-    def _index_change_list(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-        """The index entries a save takes away and adds (what dal_save.lua and dal_apply.lua apply)."""
+    def _index_changes(self, t: ObjectType, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+        """The index entries a save takes away and adds."""
         indexed = dict(t.unique_keys(old)) if old else {}
         unique = [[name, indexed.get(name, False), text] for name, text in t.unique_keys(new)
                   if indexed.get(name, False) != text or not old]
@@ -294,7 +289,7 @@ class Repository:
 
     @staticmethod
     def _refusal(t: ObjectType, guid: str, code: str, detail: str) -> DalError:
-        """The error of a write the store refused (an error code of dal_save, dal_delete or dal_apply)."""
+        """The error of a write the store refused (an error code of dal_apply.lua)."""
         if code == "unique":
             return UniqueConflict(t.kind, detail.split("@", 1)[0])  # "name@vpool_guid": the name is taken
         if code == "relation":
@@ -308,12 +303,8 @@ class Repository:
 
     async def _save(self, t: ObjectType, guid: str, expected: int, old: Mapping[str, Any],
                     new: dict[str, Any]) -> int:
-        reply = await self.store.script(
-            _SAVE, [], [t.kind, guid, expected, self._document(new, expected + 1), self._index_changes(t, old, new)],
-        )
-        if reply[0] == "ok":
-            return int(reply[1])
-        raise self._refusal(t, guid, reply[1], reply[2])
+        before = DataObject(kind=t.kind, guid=guid, data=dict(old), version=expected) if expected else None
+        return int((await self._send([Save(t.kind, guid, new, before)], ()))[0])
 
     def planned_create(self, kind: str, values: Mapping[str, Any], guid: str | None = None) -> Save:
         """The save that creates an object (defaults filled in, checked as create() checks), for apply()."""
@@ -332,13 +323,24 @@ class Repository:
         return Save(obj.kind, obj.guid, {**obj.data, **changes}, obj)
 
     async def apply(self, operations: Sequence[Operation], guards: Sequence[Guard] = ()) -> list[DataObject | None]:
-        """Apply a change set in one store script (``dal_apply.lua``): every save and delete, or none of them.
+        """Apply a change set in one store script: every save and delete, or none of them.
 
         Every check (versions, unique values, relation targets, references, guards) passes before anything
         is written. Errors are those of create/update/delete, except that an object or guarded relation that
         changed since it was read is always a VersionConflict (a create whose object exists too): read again,
         plan again, apply again. Answers the saved objects (None for a delete), in order.
         """
+        versions = await self._send(operations, guards)
+        results: list[DataObject | None] = []
+        for op, version in zip(operations, versions, strict=True):
+            if isinstance(op, Save):
+                results.append(DataObject(kind=op.kind, guid=op.guid, data=dict(op.data), version=int(version)))
+            else:
+                results.append(None)
+        return results
+
+    async def _send(self, operations: Sequence[Operation], guards: Sequence[Guard]) -> list[str]:
+        """Run ``dal_apply.lua`` on a change set; the version of each object after it (its last, if deleted)."""
         documents: list[str] = []
         planned: list[list[Any]] = []
         seen: set[tuple[str, str]] = set()
@@ -353,8 +355,7 @@ class Repository:
                 old = op.before.data if op.before is not None else {}
                 documents.append(self._document(op.data, expected + 1))
                 # ARGV[1] is the plan: the first document is ARGV[2]
-                planned.append(["save", kind, guid, expected, len(documents) + 1,
-                                self._index_change_list(t, old, op.data)])
+                planned.append(["save", kind, guid, expected, len(documents) + 1, self._index_changes(t, old, op.data)])
             else:
                 planned.append(["delete", kind, guid, op.obj.version, self._delete_detail(t, op.obj.data)])
         checks: list[list[Any]] = []
@@ -366,22 +367,15 @@ class Repository:
                 checks.append(["version", guard.obj.kind, guard.obj.guid, guard.obj.version])
         plan = json.dumps({"guards": checks, "ops": planned}, separators=(",", ":"))
         reply = await self.store.script(_APPLY, [], [plan, *documents])
-        if reply[0] != "ok":
-            code, detail, number = reply[1], reply[2], int(reply[3])
-            if number == 0:
-                raise VersionConflict(f"the {detail} changed since it was read")
-            failed = planned[number - 1]
-            if code == "exists":
-                raise VersionConflict(f"{failed[1]} {failed[2]} was created meanwhile")
-            raise self._refusal(self.types[failed[1]], failed[2], code, detail)
-        results: list[DataObject | None] = []
-        for op, version in zip(operations, reply[1:], strict=True):
-            if isinstance(op, Save):
-                results.append(DataObject(kind=op.kind, guid=op.guid, data=dict(op.data), version=int(version)))
-            else:
-                results.append(None)
-        log.debug("change set of {count} operation(s) applied", count=len(planned))
-        return results
+        if reply[0] == "ok":
+            return list(reply[1:])
+        code, detail, number = reply[1], reply[2], int(reply[3])
+        if number == 0:
+            raise VersionConflict(f"the {detail} changed since it was read")
+        failed = planned[number - 1]
+        if code == "exists":
+            raise VersionConflict(f"{failed[1]} {failed[2]} was created meanwhile")
+        raise self._refusal(self.types[failed[1]], failed[2], code, detail)
 
     async def create(self, kind: str, values: Mapping[str, Any], guid: str | None = None) -> DataObject:
         planned = self.planned_create(kind, values, guid)
@@ -435,16 +429,12 @@ class Repository:
         raise VersionConflict(f"{kind} {guid} kept changing; gave up after {MAX_UPDATE_ATTEMPTS} attempts")
 
     async def delete(self, kind: str, guid: str) -> None:
-        t = self.types[kind]
         for _ in range(MAX_UPDATE_ATTEMPTS):
             current = await self.get(kind, guid)
-            detail = json.dumps(self._delete_detail(t, current.data))
-            reply = await self.store.script(_DELETE, [], [kind, guid, current.version, detail])
-            if reply[0] == "ok":
-                log.debug("{kind} {guid} deleted", kind=kind, guid=guid)
-                return
-            if reply[1] == "in_use":
-                raise InUse(kind, reply[2])
-            if reply[1] == "not_found":
-                raise ObjectNotFound(kind, guid)
+            try:
+                await self._send([Delete(current)], ())
+            except VersionConflict:
+                continue  # changed since it was read: what points at it may have changed too
+            log.debug("{kind} {guid} deleted", kind=kind, guid=guid)
+            return
         raise VersionConflict(f"{kind} {guid} kept changing; gave up deleting it")

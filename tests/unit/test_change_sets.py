@@ -51,8 +51,8 @@ from tests.work_support import until
 __all__ = ["views_node"]  # fixtures
 
 PASSWORD = "Bob-password-1"
-#: the scripts that write (every other command these flows send is a read)
-WRITING_SCRIPTS = {"dal_save", "dal_delete", "dal_apply"}
+#: the script every write of the object model goes through (every other command these flows send is a read)
+WRITING_SCRIPTS = {"dal_apply"}
 READS = {"GET", "MGET", "SMEMBERS", "SCARD", "EXISTS", "PING"}
 
 

@@ -64,7 +64,7 @@ def test_no_python_module_carries_lua_of_its_own() -> None:
 
 def test_load_lua_prepends_only_the_functions_a_script_calls_on_one_line() -> None:
     # one first line: an error the server reports on line n + 1 is on line n of the file
-    source = scripts.load_lua("dal_save")
-    assert source.split("\n", 1)[1] == (scripts.LUA_DIR / "dal_save.lua").read_text()
+    source = scripts.load_lua("dal_apply")
+    assert source.split("\n", 1)[1] == (scripts.LUA_DIR / "dal_apply.lua").read_text()
     assert "local function obj_key(" in source.split("\n", 1)[0]
     assert "task_key" not in source  # only the functions a script calls

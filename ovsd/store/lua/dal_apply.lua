@@ -1,16 +1,23 @@
--- Apply a change set of the object model: several saves and deletes, with their index upkeep, all or nothing.
+-- Every write of the object model: a change set of saves and deletes, with their index upkeep, all or nothing
+-- (a single save or delete is a set of one).
 -- ARGV[1]: plan_json; ARGV[2..]: the documents of the saves (plan entries name theirs by position, so the
 -- stored text is exactly what the repository wrote, never decoded and encoded again here).
 -- plan_json: {"guards": [["members", kind, relation, target, [guids]], ["version", kind, guid, version], ...],
 --             "ops": [["save", kind, guid, expected_version (0: create), document_argv_index, changes], ...
---                     ["delete", kind, guid, expected_version, detail], ...]}
+--                     ["delete", kind, guid, expected_version (-1: any), detail], ...]}
+-- changes: {"unique": [[field, old|false, new|false], ...],
+--           "relations": [[relation, target_kind, [removed guids], [added guids]], ...],
+--           "dynamics": [cached dynamic names to invalidate]}
+-- detail: {"unique": [[field, value], ...], "relations": [[relation, [guids]], ...],
+--          "referenced_by": [[reverse_name, source_kind, relation], ...], "dynamics": [name, ...]}
 -- A guard says what the caller read and planned from: the reverse index of (kind, relation, target) holds
--- exactly these guids (a token issued meanwhile fails it), or an object is still at this version. changes
--- and detail are what dal_save.lua and dal_delete.lua take.
+-- exactly these guids (a token issued meanwhile fails it), or an object is still at this version.
 -- Every check runs before any write; they see the store as it was before the set, except that what the set
 -- itself creates, deletes or unlinks counts as done (a client and its grants can be created together, a
--- client deleted with its tokens and grants). Returns {"ok", version, ...} (one per op) or
--- {"error", code, detail, op_number} (op_number 0: a guard).
+-- client deleted with its tokens and grants). The script runs atomically, so objects and their indexes never
+-- disagree, whatever happens to the caller. Returns {"ok", version, ...} (one per op: the new version of a
+-- saved object, the last of a deleted one) or {"error", code, detail, op_number} (op_number 0: a guard;
+-- codes: version, exists, not_found, relation, unique, in_use).
 -- Key names come from ovsd/store/keys.py (obj_key, unique_key…: see ovsd/store/scripts.py).
 local plan = cjson.decode(ARGV[1])
 local ops = plan['ops']

@@ -41,6 +41,7 @@ from ovsd.dal.repository import (
     UniqueConflict,
     VersionConflict,
 )
+from ovsd.store import keys
 from ovsd.store.connection import Store
 from ovsd.store.errors import StoreError
 from ovsd.store.scripts import LUA_DIR, load_lua
@@ -500,3 +501,22 @@ async def test_a_store_link_cut_anywhere_in_a_password_change_leaves_the_old_pas
         outcomes.append(changed)
     # the cuts fell before the write (nothing changed) and after it (all changed, though the reply was lost)
     assert False in outcomes and True in outcomes, outcomes
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_object_an_earlier_release_stored_with_a_lone_surrogate_can_be_changed_and_deleted(
+    repo: Repository, store: Store,
+) -> None:
+    _, group, _ = await three_objects(repo)
+    user = await repo.create("user", {"username": "carol", "password": "h", "group_guid": group})
+    raw = await store.execute("GET", keys.obj("user", user.guid))
+    # what an earlier release could store: a lone-surrogate escape, which the store's JSON decoder refuses
+    await store.execute("SET", keys.obj("user", user.guid), raw.replace('"h"', '"\\ud800"'))
+    assert (await repo.get("user", user.guid)).data["password"] == "\ud800"
+    changed = await repo.update("user", user.guid, {"password": "repaired"})
+    assert changed.version == user.version + 1
+    await store.execute("SET", keys.obj("user", user.guid), raw.replace('"h"', '"\\ud800"').replace(
+        f'"_version":{user.version}', f'"_version":{changed.version}'))
+    await repo.delete("user", user.guid)
+    assert await repo.find("user", "username", "carol") is None
+    assert user.guid not in await repo.guids("user")

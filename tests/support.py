@@ -101,14 +101,16 @@ class HostileLink:
     def _reset(sock: socket.socket) -> None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # wakes a pump thread blocked in recv on it (a close alone would not, and the peer would never know)
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         sock.close()
 
     def start_resetting(self) -> None:
         """From now on every connection is reset, the open ones first."""
-        self.resetting = True
         with self._lock:
+            self.resetting = True
             open_now, self._open = self._open, set()
         for sock in open_now:
             self._reset(sock)
@@ -129,7 +131,14 @@ class HostileLink:
                 self._reset(client)
                 continue
             with self._lock:
-                self._open.update((client, upstream))
+                # checked again under the lock: a connection made while the link turned must not slip through
+                hostile = self.resetting
+                if not hostile:
+                    self._open.update((client, upstream))
+            if hostile:
+                self._reset(client)
+                self._reset(upstream)
+                continue
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
 
@@ -145,6 +154,12 @@ class HostileLink:
         for sock in (source, sink):
             with self._lock:
                 self._open.discard(sock)
+            try:
+                # shut down first: the other pump may be blocked in recv on it, and a close alone would neither
+                # wake it nor tell the peer (the connection would stay established, silent, forever)
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 sock.close()
             except OSError:

@@ -11,7 +11,8 @@ connection that is accepted and then reset, or never answers its handshake, coun
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,22 +149,47 @@ def _endpoint(address: StoreAddress, reactor: Any) -> IStreamClientEndpoint:
     return wrapClientTLS(options, tcp)
 
 
-def _handshake_answered(conn: Any) -> defer.Deferred[StoreProtocol]:
-    ready: defer.Deferred[StoreProtocol] = conn.ready
-    return ready
-
-
 class _ConnectionFactory(Factory):
-    """Builds the pool's connections; each tells the pool when it is ready and when it is gone."""
+    """Builds one pool member's connections; each tells the pool when it is ready and when it is gone.
 
-    def __init__(self, pool: Store) -> None:
+    A connection counts as made only once its handshake answered: one lost before that (a link that accepts
+    and then resets, a server that says nothing or refuses the password) is a failed attempt, and the member's
+    back-off grows with them. Twisted's ClientService could count them through ``prepareConnection``, but its
+    state machine has no transition for a connection lost while being prepared: every such loss logged a
+    NoTransition traceback. So the member counts them here and its retry policy adds them.
+    """
+
+    def __init__(self, pool: Store, policy: Callable[[int], float]) -> None:
         self.pool = pool
+        self.policy = policy
+        self.failed_handshakes = 0
 
     def buildProtocol(self, addr: Any) -> StoreProtocol:
         pool = self.pool
-        conn = StoreProtocol(pool.reactor, pool.address.handshake(), pool._connection_ready, pool._connection_gone)
+        conn = StoreProtocol(pool.reactor, pool.address.handshake(), self._ready, self._gone)
+        conn.ready.addErrback(lambda _: None)  # a failed handshake is counted in _gone; the pool waits on none
         pool._live.add(conn)
         return conn
+
+    def _ready(self, conn: StoreProtocol) -> None:
+        self.failed_handshakes = 0
+        self.pool._connection_ready(conn)
+
+    def _gone(self, conn: StoreProtocol) -> None:
+        if conn not in self.pool._ready:
+            self.failed_handshakes += 1
+        self.pool._connection_gone(conn)
+
+    def retry_delay(self, failed_connects: int) -> float:
+        """The wait before the next attempt (ClientService counts the connects that failed, we the handshakes)."""
+        return self.policy(failed_connects + self.failed_handshakes)
+
+
+def retry_policy(initial: float, cap: float) -> Callable[[int], float]:
+    """The delay before reconnection attempt ``n`` (0-based): ``initial`` doubling up to ``cap``, plus a jitter
+    of at most ``initial`` so that nodes cut off together do not knock at the same instant. (Twisted's default
+    jitter adds up to a whole second to every attempt: a link back within 50 ms would wait up to 1.05 s.)"""
+    return backoffPolicy(initialDelay=initial, maxDelay=cap, factor=2.0, jitter=lambda: random.uniform(0, initial))
 
 
 class Store(Service):
@@ -194,13 +220,10 @@ class Store(Service):
     def startService(self) -> None:
         super().startService()
         endpoint = _endpoint(self.address, self.reactor)
-        factory = _ConnectionFactory(self)
-        policy = backoffPolicy(initialDelay=self.initial_retry_delay, maxDelay=self.max_retry_delay, factor=2.0)
+        policy = retry_policy(self.initial_retry_delay, self.max_retry_delay)
         for _ in range(self.poolsize):
-            # the connection counts as made only once its handshake answered: a link that accepts and then
-            # resets or says nothing is a failed attempt, and the back-off applies
-            service = ClientService(endpoint, factory, retryPolicy=policy, clock=self.reactor,
-                                    prepareConnection=_handshake_answered)
+            factory = _ConnectionFactory(self, policy)
+            service = ClientService(endpoint, factory, retryPolicy=factory.retry_delay, clock=self.reactor)
             service.startService()
             self._services.append(service)
         # one check of every connection instead of a timer per command (a timer per command cost a heap

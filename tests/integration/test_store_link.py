@@ -7,13 +7,15 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.logger import globalLogPublisher
 
-from ovsd.store.connection import Store
+from ovsd.store.connection import Store, retry_policy
 from ovsd.store.errors import StoreUnavailable
 from tests.support import HostileLink, TwistdNode, connected_store, free_port, sleep, valkey_server, wait_for
 
@@ -123,3 +125,61 @@ def test_a_node_behind_a_link_that_resets_every_connection_answers_within_3_s_of
         link.close()
         server.kill()
         server.wait()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_store_link_cut_for_a_moment_is_back_within_a_fraction_of_a_second(tmp_path: Path) -> None:
+    port = free_port()
+    server = valkey_server(port, tmp_path / "valkey")
+    link = HostileLink(("127.0.0.1", port))
+    failures: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_failure") is not None or event.get("isError"):
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    store = await connected_store(f"redis://127.0.0.1:{link.port}/0", tmp_path)
+    try:
+        took: list[float] = []
+        for _ in range(5):
+            link.start_resetting()  # the open connections are reset: the store notices at once
+            cut = time.monotonic()
+            while store.available:
+                assert time.monotonic() - cut < 3, "the store did not notice the cut"
+                await sleep(0.005)
+            link.resetting = False
+            returned = time.monotonic()
+            while not await store.ping():
+                assert time.monotonic() - returned < 3, "the store did not come back"
+                await sleep(0.01)
+            took.append(time.monotonic() - returned)
+        # the first attempt waits 50 ms and a jitter of at most 50 ms: not a second, as Twisted's default adds
+        assert max(took) < 0.5, took
+
+        # a link that accepts and resets every connection: each is a failed attempt, and the attempts back off
+        link.start_resetting()
+        accepted = link.accepted
+        await sleep(2.5)
+        tries = link.accepted - accepted
+        assert 4 <= tries <= 2 * 9, tries  # per connection 50, 100, 200, 400, 800 ms, then every second
+        link.resetting = False
+        returned = time.monotonic()
+        while not await store.ping():
+            assert time.monotonic() - returned < 3, "the store did not come back"
+            await sleep(0.01)
+        assert not failures, [e.get("log_format") or e.get("log_text") for e in failures]  # nothing but warnings
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        await store.stopService()
+        link.close()
+        server.kill()
+        server.wait()
+
+
+def test_reconnection_attempts_start_at_50_ms_and_never_wait_much_over_a_second() -> None:
+    policy = retry_policy(Store.initial_retry_delay, Store.max_retry_delay)
+    first = [policy(0) for _ in range(500)]
+    assert 0.05 <= min(first) and max(first) <= 0.1
+    assert len({round(d, 6) for d in first}) > 100  # jittered: nodes cut off together do not retry together
+    assert all(1.0 <= policy(n) <= 1.05 for n in (5, 10, 1000) for _ in range(100))

@@ -18,6 +18,10 @@ from typing import Any
 _CHECKED: dict[str, bool] = {}
 _CHECKED_KEPT = 4096
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+# ',"name":' for each member name met: dynamics' names, a handful of ASCII identifiers (the same text
+# whatever the encoder's ensure_ascii)
+_MEMBERS: dict[str, str] = {}
+_MEMBERS_KEPT = 256
 
 
 class JsonText:
@@ -41,15 +45,25 @@ class WithJsonText(dict[str, Any]):
 
     def encode(self, encode: Callable[[Any], str]) -> str:
         """The object's JSON text: ``encode`` writes the decoded values, the texts follow as they are."""
-        plain = {k: v for k, v in self.items() if type(v) is not JsonText}
-        out = [encode(plain)[:-1]]  # without its closing brace
-        comma = "," if plain else ""
+        plain: dict[str, Any] = {}
+        tail: list[str] = []
         for name, value in self.items():
             if type(value) is JsonText:
-                out.append(f"{comma}{encode(name)}:{value.text}")
-                comma = ","
-        out.append("}")
-        return "".join(out)
+                member = _MEMBERS.get(name)
+                if member is None:
+                    member = f",{encode(name)}:"
+                    if len(_MEMBERS) < _MEMBERS_KEPT:
+                        _MEMBERS[name] = member
+                tail.append(member)
+                tail.append(value.text)
+            else:
+                plain[name] = value
+        if not tail:
+            return encode(plain)
+        head = encode(plain)
+        if plain:
+            return head[:-1] + "".join(tail) + "}"
+        return "{" + "".join(tail)[1:] + "}"  # no member before the first text: drop its comma
 
 
 def cache_text(value: Any) -> str:

@@ -199,6 +199,7 @@ class Repository:
             cached = [{n: next(raws) for n in cached_names} for _ in objects]
         results: list[dict[str, Any]] = []
         writes: list[tuple[Any, ...]] = []
+        hits = 0
         for obj, entries in zip(objects, cached, strict=True):
             values: dict[str, Any] = {}
             for name in names:
@@ -206,7 +207,7 @@ class Repository:
                 if raw is not None:
                     try:
                         values[name] = json_text(raw) if as_text else json.loads(raw)
-                        self.counters["dynamic_hit"] += 1
+                        hits += 1
                         continue
                     except ValueError:
                         # a damaged cache entry is a miss: the value is computed (and cached) again
@@ -223,6 +224,7 @@ class Repository:
                     writes.append(("SET", keys.dynamic(obj.kind, obj.guid, name), cache_text(value), "EX",
                                    dyn.timeout))
             results.append(values)
+        self.counters["dynamic_hit"] += hits  # once per read, not per value: a fetch reads six
         if writes:
             await self.store.pipeline(writes)
         return results

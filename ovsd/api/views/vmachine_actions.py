@@ -17,11 +17,12 @@ from ovsd.api.views import storage  # noqa: F401  (declares the vmachines resour
 from ovsd.api.views.common import repository
 from ovsd.controllers import vdisk as vdisks
 from ovsd.controllers import vmachine as vmachines
-from ovsd.dal.repository import DataObject
+from ovsd.dal.repository import DataObject, VersionConflict
 from ovsd.dal.serializer import serialize_one
 from ovsd.messages import publish_event
 
 DELETE_WAIT = 120.0
+REGISTER_ATTEMPTS = 3
 
 
 async def _machine(call: Call) -> DataObject:
@@ -80,28 +81,38 @@ async def register(call: Call) -> Any:
     guids = p["vdisks_guids"]
     if not all(isinstance(g, str) for g in guids) or len(set(guids)) != len(guids):
         raise ApiError(400, "invalid_data", "Invalid data passed: vdisks_guids must be distinct vDisk GUIDs")
-    disks = await repo.get_many("vdisk", guids)
-    if len(disks) != len(guids):
-        raise object_not_found("vdisk")
-    for disk in disks:
-        if disk.data.get("vmachine_guid"):
-            raise not_acceptable(f"vDisk {disk.data.get('name')} is attached to another vMachine")
-    pmachine_guid = p.get("pmachine_guid")
-    if pmachine_guid:
-        await repo.get("pmachine", pmachine_guid)
-    elif disks:
-        # where it runs, when not said: the pMachine of the node serving its first vDisk (the seed era's GUI
-        # shows every vMachine's host and waits forever for one without)
-        pmachine_guid = await _serving_pmachine(repo, disks[0])
-    vpools = {d.data.get("vpool_guid") for d in disks}
-    machine = await repo.create("vmachine", {"name": name, "description": p["description"] or None,
-                                             "pmachine_guid": pmachine_guid,
-                                             "vpool_guid": vpools.pop() if len(vpools) == 1 else None})
-    for order, disk in enumerate(disks):
-        await repo.update("vdisk", disk.guid, {"vmachine_guid": machine.guid, "order": order})
-    await publish_event(call.context.store, "vmachine_created", {"vmachine_guid": machine.guid, "name": name})
-    await repo.invalidate_dynamics("vmachine", machine.guid)
-    return await serialize_one(repo, await repo.get("vmachine", machine.guid), None)
+    for _ in range(REGISTER_ATTEMPTS):
+        disks = await repo.get_many("vdisk", guids)
+        if len(disks) != len(guids):
+            raise object_not_found("vdisk")
+        for disk in disks:
+            if disk.data.get("vmachine_guid"):
+                raise not_acceptable(f"vDisk {disk.data.get('name')} is attached to another vMachine")
+        pmachine_guid = p.get("pmachine_guid")
+        if pmachine_guid:
+            await repo.get("pmachine", pmachine_guid)
+        elif disks:
+            # where it runs, when not said: the pMachine of the node serving its first vDisk (the seed era's GUI
+            # shows every vMachine's host and waits forever for one without)
+            pmachine_guid = await _serving_pmachine(repo, disks[0])
+        vpools = {d.data.get("vpool_guid") for d in disks}
+        created = repo.planned_create("vmachine", {
+            "name": name, "description": p["description"] or None, "pmachine_guid": pmachine_guid,
+            "vpool_guid": vpools.pop() if len(vpools) == 1 else None,
+        })
+        # the vMachine and every vDisk's link to it in one change set: a process that dies in between leaves
+        # no vMachine with some of its disks; a vDisk changed meanwhile (attached elsewhere) makes it read again
+        attach = [repo.planned_change(disk, {"vmachine_guid": created.guid, "order": order})
+                  for order, disk in enumerate(disks)]
+        try:
+            await repo.apply([created, *attach])
+        except VersionConflict:
+            continue
+        break
+    else:
+        raise VersionConflict("the vDisks kept changing while the vMachine was registered")
+    await publish_event(call.context.store, "vmachine_created", {"vmachine_guid": created.guid, "name": name})
+    return await serialize_one(repo, await repo.get("vmachine", created.guid), None)
 
 
 @endpoint(resource="vmachines", method="DELETE", roles=RW, returns="none")

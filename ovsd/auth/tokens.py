@@ -22,9 +22,16 @@ log = Logger()
 SECRET_BYTES = 32
 
 
-def new_secret() -> str:
-    """A fresh random token or client secret, URL-safe (no quoting needed in a header or a form)."""
-    return secrets.token_urlsafe(SECRET_BYTES)
+def new_secret(nbytes: int = SECRET_BYTES) -> str:
+    """A fresh random token, client secret or password, URL-safe (no quoting needed in a header or a form).
+
+    Never one that starts with "-": an operator pastes it after an option (``ovsctl token --client-secret``),
+    and a command line would take it for an option of its own (1 in 64 did).
+    """
+    while True:
+        secret = secrets.token_urlsafe(nbytes)
+        if not secret.startswith("-"):
+            return secret
 
 
 def digest(secret: str) -> str:

@@ -8,7 +8,6 @@ crash half-way) completes the set without duplicating anything.
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from ovsd.auth.accounts import create_client, create_user, ensure_password_client, regenerate_secret
+from ovsd.auth.tokens import new_secret
 from ovsd.config import Config
 from ovsd.dal import grants
 from ovsd.dal.migrations import upgrade
@@ -142,7 +142,7 @@ def _password_file(path: Path) -> tuple[str, bool]:
     O_EXCL makes creation and the mode one step: the file never exists with looser permissions, and two
     processes can never both think they wrote it.
     """
-    password = secrets.token_urlsafe(18)
+    password = new_secret(18)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

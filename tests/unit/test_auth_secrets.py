@@ -9,7 +9,7 @@ import pytest_twisted
 
 from ovsd.auth.accounts import create_client, create_user
 from ovsd.auth.passwords import hash_password, verify_password
-from ovsd.auth.tokens import secret_matches
+from ovsd.auth.tokens import new_secret, secret_matches
 from ovsd.dal.grants import role_guids_of
 from ovsd.dal.repository import InvalidValue, UniqueConflict
 from tests.auth_support import ADMIN_PASSWORD, AuthNode, auth_nodes, node, store_dump
@@ -80,3 +80,10 @@ async def test_create_user_leaves_no_half_user(node: AuthNode) -> None:
     clients = await repo.get_many("client", await repo.reverse_guids("user", user.guid, "clients"))
     assert [(c.data["ovs_type"], c.data["grant_type"], await role_guids_of(repo, "client", c.guid))
             for c in clients] == [("INTERNAL", "PASSWORD", await role_guids_of(repo, "group", viewers.guid))]
+
+
+def test_no_secret_or_generated_password_starts_with_a_dash() -> None:
+    # pasted after an option (`ovsctl token --client-secret …`), a leading "-" is read as an option
+    made = [new_secret() for _ in range(3000)] + [new_secret(18) for _ in range(3000)]
+    assert not [s for s in made if s.startswith("-")]
+    assert len(set(made)) == len(made) and all(len(s) >= 24 for s in made)

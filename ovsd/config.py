@@ -210,6 +210,11 @@ def _non_negative(v: int) -> str | None:
     return None if v >= 0 else "must not be negative"
 
 
+#: a StorageRouter's status: WARNING once its worker's heartbeat is this old, FAILURE once either beat is
+#: (defaults of [agent]; the object model's own default for a repository built without a configuration)
+WARNING_AFTER = 15.0
+FAILURE_AFTER = 30.0
+
 _SCHEMA: dict[str, dict[str, _Key]] = {
     "node": {
         "name": _Key(str, _hostname, _nonempty),
@@ -232,8 +237,8 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     },
     "agent": {
         "heartbeat_interval": _Key(float, lambda: 5.0, _positive),
-        "warning_after": _Key(float, lambda: 15.0, _positive),
-        "failure_after": _Key(float, lambda: 30.0, _positive),
+        "warning_after": _Key(float, lambda: WARNING_AFTER, _positive),
+        "failure_after": _Key(float, lambda: FAILURE_AFTER, _positive),
     },
     "worker": {"concurrency": _Key(int, lambda: 4, _concurrency)},
     "storagedriver": {

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ovsd.config import FAILURE_AFTER, WARNING_AFTER
+
 OK = "OK"
 WARNING = "WARNING"
 FAILURE = "FAILURE"
@@ -26,8 +28,8 @@ class StatusThresholds:
     failure_after: float
 
 
-#: the configuration's defaults (agent.warning_after / agent.failure_after)
-DEFAULT_THRESHOLDS = StatusThresholds(warning_after=15.0, failure_after=30.0)
+#: the configuration's defaults (agent.warning_after / agent.failure_after), for a repository built without one
+DEFAULT_THRESHOLDS = StatusThresholds(warning_after=WARNING_AFTER, failure_after=FAILURE_AFTER)
 
 
 def storagerouter_status(heartbeats: Mapping[str, Any], now: float, thresholds: Thresholds) -> str:

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_twisted
 
 from ovsd.storage.vdisk import export_id
@@ -102,3 +103,30 @@ async def test_move_away_hands_distributed_vdisks_over_and_names_the_local_ones(
     assert reply.status == 404, reply.body
     reply = await a.call("POST", f"/api/storagerouters/{a.router_guid}/move_away/", {"surprise": 1})
     assert reply.status == 400, reply.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_vdisk_the_other_node_fails_to_adopt_is_served_here_again_with_its_bytes(
+        pair: tuple[StorageNode, StorageNode], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = pair
+    sd_a, sd_b = a.dist["storagedriver_guid"], b.dist["storagedriver_guid"]  # type: ignore[attr-defined]
+    disk = await create(a, "homebody", a.dist["vpool_guid"])  # type: ignore[attr-defined]
+    await write(disk["info"]["nbd_uri"], 0x2B, 0, 2 * MiB)
+    daemon_b = b.storage.running(sd_b)
+    assert daemon_b is not None
+
+    async def refuse(volume: Any) -> None:
+        # what the other node's daemon answers when it cannot open the image (QMP refuses the blockdev)
+        raise RuntimeError("blockdev-add refused: the image cannot be opened here")
+
+    monkeypatch.setattr(daemon_b, "add", refuse)
+    error = await a.error(await a.ok("POST", f"/api/storagerouters/{a.router_guid}/move_away/"))
+    assert error.startswith("moved 0 vDisks; not moved: homebody (") and "cannot be opened here" in error, error
+    stayed = await a.ok("GET", f"/api/vdisks/{disk['guid']}/")
+    assert stayed["storagerouter_guid"] == a.router_guid and stayed["storagedriver_guid"] == sd_a
+    assert stayed["info"]["nbd_uri"] == disk["info"]["nbd_uri"]  # served here again, at the same address
+    assert export_id(disk["guid"]) in await exported(a, sd_a)
+    assert export_id(disk["guid"]) not in await exported(b, sd_b)
+    await assert_pattern(disk["info"]["nbd_uri"], 0x2B, 0, 2 * MiB)
+    await write(disk["info"]["nbd_uri"], 0x3A, 0, MiB)  # and it takes writes
+    await assert_pattern(disk["info"]["nbd_uri"], 0x3A, 0, MiB)

@@ -88,6 +88,13 @@ class StorageNode:
         assert record["status"] == "FAILURE", record
         return str(record["result"])
 
+    async def create_vdisk(self, name: str, vpool_guid: str, size: int) -> dict[str, Any]:
+        """A vDisk created on this node through the API (202 and its task), as GET /api/vdisks/<guid>/ shows it."""
+        reply = await self.call("POST", "/api/vdisks/", {"name": name, "size": size, "vpool_guid": vpool_guid,
+                                                         "storagerouter_guid": self.router_guid})
+        assert reply.status == 202, reply.body
+        return dict(await self.ok("GET", f"/api/vdisks/{await self.result(reply.body)}/"))
+
     async def add_vpool(self, name: str, images: str, vpool_type: str = "LOCAL", port: int | None = None,
                         **changes: Any) -> dict[str, Any]:
         """add_vpool through the API and its task's result ({vpool_guid, storagedriver_guid})."""
@@ -134,6 +141,13 @@ async def start_storage_node(store: Store, name: str, tool_search: str | None = 
     node = StorageNode(ViewsNode(harness, built.repository, pool), context, storage, agent, supervisor,
                        built.services, directory, built)
     node.token = await node.node.admin_token()
+    return node
+
+
+async def start_pool_node(store: Store, name: str) -> StorageNode:
+    """A storage node (``start_storage_node``) serving one LOCAL vPool "pool", its add_vpool result as ``vpool``."""
+    node = await start_storage_node(store, name)
+    node.vpool = await node.add_vpool("pool", os.path.join(node.directory, "images"))  # type: ignore[attr-defined]
     return node
 
 

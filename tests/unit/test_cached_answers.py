@@ -13,9 +13,15 @@ import pytest_twisted
 from ovsd.api.app import encode_json
 from ovsd.dal.jsontext import JsonText, WithJsonText, json_text
 from ovsd.store import keys
-from tests.views_support import ViewsNode, populate, views_node
+from tests.views_support import Cluster, ViewsNode, populate, views_node
 
 __all__ = ["views_node"]  # fixtures
+
+
+async def router_read(node: ViewsNode) -> tuple[Cluster, str, str]:
+    """A populated cluster, a read token, and the path of its StorageRouter (whose six dynamics are cached)."""
+    cluster = await populate(node.repository)
+    return cluster, await node.admin_token("read"), f"/api/storagerouters/{cluster.storagerouter}/"
 
 
 async def fetched(node: ViewsNode, token: str, path: str) -> Any:
@@ -27,9 +33,7 @@ async def fetched(node: ViewsNode, token: str, path: str) -> Any:
 @pytest_twisted.ensureDeferred
 async def test_a_fetch_from_the_cache_answers_what_the_computed_fetch_answered(views_node: ViewsNode) -> None:
     node = views_node
-    cluster = await populate(node.repository)
-    token = await node.admin_token("read")
-    path = f"/api/storagerouters/{cluster.storagerouter}/"
+    cluster, token, path = await router_read(node)
     computed = await fetched(node, token, path)
     assert await node.store.execute("EXISTS", keys.dynamic("storagerouter", cluster.storagerouter, "statistics"))
     hits = node.repository.counters["dynamic_hit"]
@@ -43,9 +47,7 @@ async def test_a_fetch_from_the_cache_answers_what_the_computed_fetch_answered(v
 @pytest_twisted.ensureDeferred
 async def test_a_damaged_cache_entry_is_computed_again_and_the_answer_stays_json(views_node: ViewsNode) -> None:
     node = views_node
-    cluster = await populate(node.repository)
-    token = await node.admin_token("read")
-    path = f"/api/storagerouters/{cluster.storagerouter}/"
+    cluster, token, path = await router_read(node)
     good = await fetched(node, token, path)
     key = keys.dynamic("storagerouter", cluster.storagerouter, "vpools_guids")
     for damaged in ('["unterminated', "", "[] []", "{'single': 1}", "\ufffd"):
@@ -59,11 +61,10 @@ async def test_a_damaged_cache_entry_is_computed_again_and_the_answer_stays_json
 @pytest_twisted.ensureDeferred
 async def test_a_cached_lone_surrogate_is_answered_as_the_replacement_character(views_node: ViewsNode) -> None:
     node = views_node
-    cluster = await populate(node.repository)
-    token = await node.admin_token("read")
+    cluster, token, path = await router_read(node)
     key = keys.dynamic("storagerouter", cluster.storagerouter, "failover_mode")
     await node.store.execute("SET", key, '"ok \\ud800 and \\ud83d\\ude00"', "EX", 60)
-    reply = await node.call("GET", f"/api/storagerouters/{cluster.storagerouter}/", token)
+    reply = await node.call("GET", path, token)
     assert reply.status == 200
     assert reply.body["failover_mode"] == "ok \ufffd and \U0001f600"
     reply.raw.decode("utf-8")  # strict UTF-8 on the wire
@@ -72,9 +73,7 @@ async def test_a_cached_lone_surrogate_is_answered_as_the_replacement_character(
 @pytest_twisted.ensureDeferred
 async def test_the_html_page_of_a_fetch_shows_its_cached_dynamics(views_node: ViewsNode) -> None:
     node = views_node
-    cluster = await populate(node.repository)
-    token = await node.admin_token("read")
-    path = f"/api/storagerouters/{cluster.storagerouter}/"
+    cluster, token, path = await router_read(node)
     await fetched(node, token, path)  # now cached
     reply = await node.call("GET", path, token, version=None, headers={"Accept": "text/html"})
     assert reply.status == 200 and reply.header("content-type") == "text/html; charset=utf-8"

@@ -34,10 +34,7 @@ async def pair(store: Store) -> AsyncIterator[tuple[StorageNode, StorageNode]]:
 
 
 async def create(node: StorageNode, name: str, vpool_guid: str) -> dict[str, Any]:
-    reply = await node.call("POST", "/api/vdisks/", {"name": name, "size": 32 * MiB, "vpool_guid": vpool_guid,
-                                                     "storagerouter_guid": node.router_guid})
-    assert reply.status == 202, reply.body
-    return dict(await node.ok("GET", f"/api/vdisks/{await node.result(reply.body)}/"))
+    return await node.create_vdisk(name, vpool_guid, 32 * MiB)
 
 
 async def exported(node: StorageNode, storagedriver_guid: str) -> set[str]:

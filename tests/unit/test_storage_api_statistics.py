@@ -14,7 +14,7 @@ from twisted.internet import defer
 from ovsd.storage.statistics import STAT_COUNTERS
 from ovsd.store import keys
 from ovsd.store.connection import Store
-from tests.storage_api_support import MiB, StorageNode, start_storage_node, stop_storage_node
+from tests.storage_api_support import MiB, StorageNode, start_pool_node, stop_storage_node
 from tests.storage_support import write
 from tests.work_support import eventually
 
@@ -24,18 +24,14 @@ SAMPLE = 0.2
 
 @pytest_twisted.async_yield_fixture
 async def node(store: Store) -> AsyncIterator[StorageNode]:
-    n = await start_storage_node(store, "st1")
-    n.vpool = await n.add_vpool("pool", os.path.join(n.directory, "images"))  # type: ignore[attr-defined]
+    n = await start_pool_node(store, "st1")
     n.agent.sample_every(SAMPLE)
     yield n
     await stop_storage_node(n)
 
 
 async def create(node: StorageNode, name: str, vpool: str) -> dict[str, Any]:
-    reply = await node.call("POST", "/api/vdisks/", {"name": name, "size": 64 * MiB, "vpool_guid": vpool,
-                                                     "storagerouter_guid": node.router_guid})
-    assert reply.status == 202, reply.body
-    return dict(await node.ok("GET", f"/api/vdisks/{await node.result(reply.body)}/"))
+    return await node.create_vdisk(name, vpool, 64 * MiB)
 
 
 async def fresh(node: StorageNode, kind: str, guid: str, field: str = "statistics") -> Any:

@@ -13,15 +13,14 @@ import pytest_twisted
 from ovsd.storage.daemon import DriverDaemon
 from ovsd.storage.vdisk import export_id, node_name
 from ovsd.store.connection import Store
-from tests.storage_api_support import MiB, StorageNode, start_storage_node, stop_storage_node
+from tests.storage_api_support import MiB, StorageNode, start_pool_node, stop_storage_node
 from tests.storage_support import assert_pattern, write
 from tests.work_support import eventually
 
 
 @pytest_twisted.async_yield_fixture
 async def node(store: Store) -> AsyncIterator[StorageNode]:
-    n = await start_storage_node(store, "vs1")
-    n.vpool = await n.add_vpool("pool", os.path.join(n.directory, "images"))  # type: ignore[attr-defined]
+    n = await start_pool_node(store, "vs1")
     yield n
     await stop_storage_node(n)
 
@@ -31,12 +30,7 @@ def driver_guid(node: StorageNode) -> str:
 
 
 async def create(node: StorageNode, name: str) -> dict[str, Any]:
-    reply = await node.call("POST", "/api/vdisks/", {"name": name, "size": 16 * MiB,
-                                                     "vpool_guid": node.vpool["vpool_guid"],  # type: ignore
-                                                     "storagerouter_guid": node.router_guid})
-    assert reply.status == 202, reply.body
-    guid = await node.result(reply.body)
-    return dict(await node.ok("GET", f"/api/vdisks/{guid}/"))
+    return await node.create_vdisk(name, node.vpool["vpool_guid"], 16 * MiB)  # type: ignore[attr-defined]
 
 
 async def settings(node: StorageNode, guid: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from twisted.internet import defer
 
 from ovsd.dal.repository import UniqueConflict
 from ovsd.store.connection import Store
-from tests.storage_api_support import MiB, StorageNode, start_storage_node, stop_storage_node
+from tests.storage_api_support import MiB, StorageNode, start_pool_node, start_storage_node, stop_storage_node
 from tests.storage_support import assert_pattern, qemu_io, write
 from tests.work_support import eventually
 
@@ -22,18 +22,13 @@ SID = 5151
 
 @pytest_twisted.async_yield_fixture
 async def node(store: Store) -> AsyncIterator[StorageNode]:
-    n = await start_storage_node(store, "vd1")
-    n.vpool = await n.add_vpool("pool", os.path.join(n.directory, "images"))  # type: ignore[attr-defined]
+    n = await start_pool_node(store, "vd1")
     yield n
     await stop_storage_node(n)
 
 
 async def create(node: StorageNode, name: str, size: int = 64 * MiB) -> dict[str, Any]:
-    reply = await node.call("POST", "/api/vdisks/", {"name": name, "size": size, "vpool_guid": vpool(node),
-                                                     "storagerouter_guid": node.router_guid})
-    assert reply.status == 202, reply.body
-    guid = await node.result(reply.body)
-    return dict(await node.ok("GET", f"/api/vdisks/{guid}/"))
+    return await node.create_vdisk(name, vpool(node), size)
 
 
 def vpool(node: StorageNode) -> str:

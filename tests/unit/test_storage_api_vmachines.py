@@ -22,9 +22,7 @@ async def node(store: Store) -> AsyncIterator[StorageNode]:
 
 
 async def disk(node: StorageNode, vpool: str, name: str) -> dict[str, Any]:
-    reply = await node.call("POST", "/api/vdisks/", {"name": name, "size": 16 * MiB, "vpool_guid": vpool,
-                                                     "storagerouter_guid": node.router_guid})
-    return dict(await node.ok("GET", f"/api/vdisks/{await node.result(reply.body)}/"))
+    return await node.create_vdisk(name, vpool, 16 * MiB)
 
 
 async def act(node: StorageNode, guid: str, name: str, body: Any = None) -> Any:

@@ -315,7 +315,14 @@ class ApiRequest(server.Request):
         self._ended()
 
     def connectionLost(self, reason: Any) -> None:
+        # Twisted closes the body when the client goes; a call still running (a write runs to its end) may not
+        # have read it yet (it is read after the caller is authenticated): it keeps its own copy
+        content, kept = self.content, None
+        if self.call is not None and not self.call.called and isinstance(content, BytesIO):
+            kept = content.getvalue()
         super().connectionLost(reason)
+        if kept is not None:
+            self.content = BytesIO(kept)
         self.gone = True
         on_lost, self.on_lost = self.on_lost, None
         try:

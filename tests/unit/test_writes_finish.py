@@ -54,6 +54,41 @@ async def token_is_valid(node: ViewsNode, token: str) -> bool:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_write_whose_client_hung_up_before_its_body_was_read_still_runs(
+    views_node: ViewsNode, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    node = views_node
+    guid, token, _ = await bob(node)
+    admin = await node.admin_token()
+    site = node.api.service.site
+    authenticator = node.api.context.authenticator
+    check, gate = authenticator.authenticate, defer.Deferred[None]()
+
+    async def held(request: Any) -> Any:  # the body is read once the caller is known: hold that moment
+        await gate
+        return await check(request)
+
+    monkeypatch.setattr(authenticator, "authenticate", held)
+    headers = {"Accept": ["application/json; version=1"], "Authorization": [f"Bearer {admin}"],
+               "Content-Type": ["application/json"]}
+    request = node.api.client.request("POST", node.api.url(f"/api/users/{guid}/set_password/"),
+                                      headers=Headers(headers), data=b'{"new_password": "New-pw-22"}')
+    await until(lambda: site.in_flight > 0, timeout=5, interval=0.001)
+    connections = len(site.protocols)
+    request.cancel()  # the client goes while its call waits for the token check, its body not read yet
+    try:
+        await request
+    except (ResponseNeverReceived, defer.CancelledError):
+        pass
+    await until(lambda: len(site.protocols) < connections, timeout=5, interval=0.001)
+    monkeypatch.setattr(authenticator, "authenticate", check)
+    gate.callback(None)
+    await until(lambda: site.in_flight == 0, timeout=10)
+    assert not await token_is_valid(node, token), "the write did not run: the old token still works"
+    await node.password_token("bob", "New-pw-22")
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_password_change_whose_client_hung_up_still_revokes_the_old_tokens(
     views_node: ViewsNode,  # noqa: F811
 ) -> None:
